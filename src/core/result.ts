@@ -1,0 +1,87 @@
+import type { ErrorCode } from './error-codes';
+import { OUTCOME_HTTP_STATUS, isRetryableOutcome, type Outcome } from './outcome';
+import type { ProviderOutcome, UpstreamDetail } from './provider-outcome';
+import type { UnifiedTask } from './task';
+
+/** One validation problem, as listed in `error.details`. */
+export interface ProblemDetail {
+  path: string;
+  message: string;
+}
+
+/** One upstream attempt, as listed in `attempts`. */
+export interface AttemptRecord {
+  provider: string;
+  outcome: Outcome;
+  durationMs: number;
+  errorCode?: ErrorCode;
+}
+
+/** The one response shape of `/cancel` and of every error (contract §4). */
+export interface UnifiedResult {
+  ok: boolean;
+  outcome: Outcome;
+  retryable: boolean;
+  requestId: string;
+  target?: string;
+  provider?: string;
+  protocol?: string;
+  taskId?: string;
+  task?: UnifiedTask;
+  error?: {
+    code: ErrorCode;
+    message: string;
+    upstream?: UpstreamDetail;
+    details?: ProblemDetail[];
+  };
+  attempts?: AttemptRecord[];
+  durationMs?: number;
+  replayed?: boolean;
+}
+
+/** A result plus what the HTTP layer needs beyond the body. */
+export interface HttpAnswer {
+  status: number;
+  body: UnifiedResult;
+  retryAfterSeconds?: number;
+  headers?: Record<string, string>;
+}
+
+export function statusOf(outcome: Outcome): number {
+  return OUTCOME_HTTP_STATUS[outcome];
+}
+
+/** A failure produced by the gateway itself, before or instead of an upstream call. */
+export function gatewayFailure(
+  requestId: string,
+  outcome: Exclude<Outcome, 'canceled'>,
+  code: ErrorCode,
+  message: string,
+  extra: Partial<UnifiedResult> & { details?: ProblemDetail[] } = {},
+): UnifiedResult {
+  const { details, ...rest } = extra;
+  return {
+    ok: false,
+    outcome,
+    retryable: isRetryableOutcome(outcome),
+    requestId,
+    ...rest,
+    error: details === undefined ? { code, message } : { code, message, details },
+  };
+}
+
+/** Copies a provider's answer into the unified shape. */
+export function fromProviderOutcome(
+  base: Pick<UnifiedResult, 'requestId' | 'target' | 'provider' | 'protocol' | 'taskId'>,
+  answer: ProviderOutcome,
+): UnifiedResult {
+  const result: UnifiedResult = {
+    ok: answer.outcome === 'canceled',
+    outcome: answer.outcome,
+    retryable: answer.retryable ?? isRetryableOutcome(answer.outcome),
+    ...base,
+  };
+  if (answer.task !== undefined) result.task = answer.task;
+  if (answer.error !== undefined) result.error = answer.error;
+  return result;
+}

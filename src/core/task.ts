@@ -1,0 +1,14 @@
+/** A Dyn task, in the gateway's unified shape (contract §4). */
+export interface UnifiedTask {
+  id: string;
+  name?: string;
+  zone?: string;
+  customer?: string;
+  status?: string;
+  stepCount?: number;
+  totalSteps?: number;
+  blocking?: boolean;
+  message?: string;
+  createdAt?: string;
+  modifiedAt?: string;
+}

@@ -1,0 +1,79 @@
+import { loadConfigFile } from './config/load';
+import { startGateway, StartupError } from './server';
+
+const USAGE = `usage:
+  node dist/main.js [--config FILE]      start the gateway (else $GATEWAY_CONFIG, else config/gateway.yaml)
+  node dist/main.js check-config FILE    validate a config file and exit 0 (valid) or 1 (invalid)`;
+
+function out(line: string): void {
+  process.stdout.write(`${line}\n`);
+}
+
+function err(line: string): void {
+  process.stderr.write(`${line}\n`);
+}
+
+/** `check-config FILE`: one summary line and exit 0, or one line per problem and exit 1. */
+export function checkConfig(file: string, env: NodeJS.ProcessEnv = process.env): number {
+  const result = loadConfigFile(file, env);
+  if (!result.ok) {
+    for (const problem of result.problems) err(problem);
+    return 1;
+  }
+  const { config, version } = result.value;
+  const types = Object.values(config.providers).map((p) => p.type);
+  out(
+    `ok: ${file} is valid: ${types.length} provider(s) (${[...new Set(types)].join(', ')}), ` +
+      `${Object.keys(config.routes).length} route(s), version ${version}`,
+  );
+  return 0;
+}
+
+async function main(argv: string[]): Promise<number> {
+  if (argv[0] === 'check-config') {
+    const file = argv[1];
+    if (file === undefined || argv.length > 2) {
+      err(USAGE);
+      return 2;
+    }
+    return checkConfig(file);
+  }
+  let configFile = process.env.GATEWAY_CONFIG ?? 'config/gateway.yaml';
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    if (arg === '--config' && argv[i + 1] !== undefined) {
+      configFile = argv[++i] ?? configFile;
+    } else if (arg?.startsWith('--config=') === true) {
+      configFile = arg.slice('--config='.length);
+    } else if (arg === '--help' || arg === '-h') {
+      out(USAGE);
+      return 0;
+    } else {
+      err(`unknown argument: ${arg ?? ''}\n${USAGE}`);
+      return 2;
+    }
+  }
+  try {
+    await startGateway({ configFile, handleSignals: true });
+    return -1; // keeps running until a signal
+  } catch (error) {
+    if (error instanceof StartupError) {
+      err(`cannot start: invalid configuration in ${configFile}`);
+      for (const problem of error.problems) err(problem);
+      return 1;
+    }
+    throw error;
+  }
+}
+
+if (require.main === module) {
+  main(process.argv.slice(2)).then(
+    (code) => {
+      if (code >= 0) process.exitCode = code;
+    },
+    (error: unknown) => {
+      err(`fatal: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
+      process.exit(1);
+    },
+  );
+}

@@ -1,0 +1,76 @@
+import { Pool } from 'undici';
+import type { MethodcallProviderConfig } from '../../config/schema';
+import { failed, type ProviderOutcome } from '../../core/provider-outcome';
+import type { CallContext, Provider } from '../provider';
+import { readCapped } from '../read-body';
+import { classifyTransportError } from '../transport-errors';
+import { classifyAnswer, decodeResponse, encodeCancelTask, methodcallTaskIdProblem } from './xml';
+
+export const METHODCALL_DEFAULTS = {
+  maxConcurrent: 32,
+  maxResponseBytes: 64 * 1024,
+} as const;
+
+/** A provider for the AutoStore-style XML task interface (`cancel_task`). */
+export function createMethodcallProvider(name: string, cfg: MethodcallProviderConfig): Provider {
+  const url = new URL(cfg.url);
+  const path = `${url.pathname}${url.search}`;
+  const maxResponseBytes = cfg.maxResponseBytes ?? METHODCALL_DEFAULTS.maxResponseBytes;
+  const pool = new Pool(url.origin, {
+    connections: cfg.maxConcurrent ?? METHODCALL_DEFAULTS.maxConcurrent,
+    keepAliveTimeout: 4_000,
+    // Deadlines come from the request's AbortSignal; these only stop a socket living forever.
+    headersTimeout: 600_000,
+    bodyTimeout: 600_000,
+  });
+  const what = `methodcall upstream "${name}"`;
+
+  async function cancel(taskId: string, ctx: CallContext): Promise<ProviderOutcome> {
+    const body = encodeCancelTask(taskId);
+    let response;
+    try {
+      response = await pool.request({
+        method: 'POST',
+        path,
+        headers: {
+          'content-type': 'application/xml',
+          accept: 'application/xml',
+          'x-request-id': ctx.requestId,
+        },
+        body,
+        signal: ctx.signal,
+      });
+    } catch (err) {
+      return classifyTransportError(err, ctx.signal, what);
+    }
+    let read;
+    try {
+      read = await readCapped(response.body, response.headers, maxResponseBytes);
+    } catch (err) {
+      if (ctx.signal.aborted) return classifyTransportError(err, ctx.signal, what);
+      return failed(
+        'upstream_error',
+        'UPSTREAM_BAD_RESPONSE',
+        `${what} closed the connection in the middle of its answer; whether the cancel happened is unknown`,
+        { upstream: { code: `HTTP ${response.statusCode}` } },
+      );
+    }
+    if (!read.ok) {
+      return failed(
+        'upstream_error',
+        'UPSTREAM_RESPONSE_TOO_LARGE',
+        `${what} answered more than ${maxResponseBytes} bytes`,
+        { upstream: { code: `HTTP ${response.statusCode}` } },
+      );
+    }
+    return classifyAnswer(response.statusCode, decodeResponse(read.text));
+  }
+
+  return {
+    name,
+    protocol: 'methodcall',
+    checkTaskId: methodcallTaskIdProblem,
+    cancel,
+    close: () => pool.close(),
+  };
+}

@@ -1,0 +1,75 @@
+import { failed, type ProviderOutcome } from '../core/provider-outcome';
+
+/** Socket errors that prove the request never reached the upstream's application. */
+const NOT_SENT_CODES = new Set([
+  'ECONNREFUSED',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EADDRNOTAVAIL',
+  'UND_ERR_CONNECT_TIMEOUT',
+]);
+
+/** Errors where the connection died before any answer: the contract treats these as not applied. */
+const RESET_CODES = new Set([
+  'ECONNRESET',
+  'EPIPE',
+  'UND_ERR_SOCKET',
+  'UND_ERR_CLOSED',
+  'ECONNABORTED',
+]);
+
+function errorCode(err: unknown): string | undefined {
+  let current: unknown = err;
+  for (let depth = 0; depth < 4 && current !== null && typeof current === 'object'; depth++) {
+    const code = (current as { code?: unknown }).code;
+    if (typeof code === 'string') return code;
+    current = (current as { cause?: unknown }).cause;
+  }
+  return undefined;
+}
+
+/**
+ * Classifies a transport failure that happened before any response arrived.
+ * A fired deadline is a `timeout` (the cancel may or may not have happened).
+ */
+export function classifyTransportError(
+  err: unknown,
+  signal: AbortSignal,
+  what: string,
+): ProviderOutcome {
+  if (signal.aborted) {
+    return failed(
+      'timeout',
+      'UPSTREAM_TIMEOUT',
+      `no answer from ${what} before the deadline; whether the cancel happened is unknown`,
+    );
+  }
+  const code = errorCode(err);
+  if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT') {
+    return failed(
+      'timeout',
+      'UPSTREAM_TIMEOUT',
+      `${what} did not answer in time; whether the cancel happened is unknown`,
+    );
+  }
+  if (code !== undefined && NOT_SENT_CODES.has(code)) {
+    return failed('unavailable', 'UPSTREAM_UNREACHABLE', `${what} is unreachable (${code})`, {
+      notSent: true,
+    });
+  }
+  if (code !== undefined && RESET_CODES.has(code)) {
+    return failed(
+      'unavailable',
+      'UPSTREAM_UNREACHABLE',
+      `${what} closed the connection before answering (${code})`,
+      { notSent: true },
+    );
+  }
+  return failed(
+    'upstream_error',
+    'UPSTREAM_BAD_RESPONSE',
+    `request to ${what} failed (${code ?? 'unknown error'})`,
+  );
+}

@@ -1,0 +1,103 @@
+import type { ProviderOutcome } from '../core/provider-outcome';
+import { allowsFallback } from '../core/outcome';
+import {
+  fromProviderOutcome,
+  gatewayFailure,
+  statusOf,
+  type AttemptRecord,
+  type HttpAnswer,
+} from '../core/result';
+import type { Logger } from '../observability/logger';
+import type { Runtime } from './runtime';
+
+/** One validated cancel, as dispatch sees it. */
+export interface DispatchRequest {
+  requestId: string;
+  target: string;
+  taskId: string;
+}
+
+/**
+ * Runs one cancel through its route: the deadline covers every attempt and fallback; the next
+ * provider is tried only after `unavailable` or `rate_limited` (contract §6).
+ */
+export async function dispatchCancel(
+  runtime: Runtime,
+  request: DispatchRequest,
+  log: Logger,
+): Promise<HttpAnswer> {
+  const { requestId, target, taskId } = request;
+  const route = runtime.routes.get(target);
+  if (route === undefined) {
+    const body = gatewayFailure(
+      requestId,
+      'unknown_target',
+      'UNKNOWN_TARGET',
+      `no route named "${target}"`,
+      {
+        target,
+        taskId,
+      },
+    );
+    return { status: statusOf('unknown_target'), body };
+  }
+  const primary = route.chain[0];
+  if (primary === undefined) throw new Error(`route ${target} has an empty chain`);
+  const problem = primary.provider.checkTaskId(taskId);
+  if (problem !== undefined) {
+    const body = gatewayFailure(
+      requestId,
+      'invalid_request',
+      'TASK_ID_OUT_OF_RANGE',
+      `taskId ${problem}`,
+      {
+        target,
+        provider: primary.name,
+        protocol: primary.provider.protocol,
+        taskId,
+        details: [{ path: 'taskId', message: problem }],
+      },
+    );
+    return { status: statusOf('invalid_request'), body };
+  }
+
+  const deadline = AbortSignal.timeout(route.timeoutMs);
+  const attempts: AttemptRecord[] = [];
+  let last: ProviderOutcome | undefined;
+  let lastProvider = primary;
+  for (const entry of route.chain) {
+    if (entry !== primary && entry.provider.checkTaskId(taskId) !== undefined) continue;
+    if (last !== undefined && deadline.aborted) break;
+    lastProvider = entry;
+    const providerLog = log.child({ provider: entry.name });
+    last = await entry.policy.execute(
+      (signal) => entry.provider.cancel(taskId, { signal, log: providerLog, requestId }),
+      deadline,
+      (outcome, durationMs) => {
+        const record: AttemptRecord = {
+          provider: entry.name,
+          outcome: outcome.outcome,
+          durationMs: Math.round(durationMs),
+        };
+        if (outcome.error !== undefined) record.errorCode = outcome.error.code;
+        attempts.push(record);
+      },
+    );
+    if (!allowsFallback(last.outcome)) break;
+  }
+  if (last === undefined) throw new Error(`route ${target}: no provider was called`);
+  const body = fromProviderOutcome(
+    {
+      requestId,
+      target,
+      provider: lastProvider.name,
+      protocol: lastProvider.provider.protocol,
+      taskId,
+    },
+    last,
+  );
+  body.attempts = attempts;
+  const answer: HttpAnswer = { status: statusOf(last.outcome), body };
+  if (last.retryAfterSeconds !== undefined) answer.retryAfterSeconds = last.retryAfterSeconds;
+  return answer;
+}

@@ -1,0 +1,182 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import path from 'node:path';
+import { createApp } from './app';
+import { loadConfigFile } from './config/load';
+import { createLogger, type Logger } from './observability/logger';
+import { buildRuntime, type Runtime } from './routing/runtime';
+
+/** The directory holding package.json: relative config paths (a WSDL) resolve against it. */
+export const PROJECT_ROOT = path.resolve(__dirname, '..');
+
+export interface StartOptions {
+  configFile: string;
+  env?: NodeJS.ProcessEnv;
+  logger?: Logger;
+  /** Install SIGTERM/SIGINT/SIGHUP handlers (the CLI does; tests usually do not). */
+  handleSignals?: boolean;
+}
+
+export interface RunningGateway {
+  url: string;
+  server: Server;
+  logger: Logger;
+  /** The runtime new requests start on. */
+  runtime(): Runtime;
+  /** Re-reads the config file; keeps the running config when the new one is invalid. */
+  reload(): Promise<{ ok: true; version: string } | { ok: false; problems: string[] }>;
+  /** Drains and stops: readiness 503, no new connections, in-flight requests finish, providers close. */
+  shutdown(reason: string): Promise<void>;
+}
+
+/** Thrown when the gateway cannot start; `problems` are one line each, with their config path. */
+export class StartupError extends Error {
+  override readonly name = 'StartupError';
+  constructor(readonly problems: string[]) {
+    super(problems.join('\n'));
+  }
+}
+
+export async function startGateway(options: StartOptions): Promise<RunningGateway> {
+  const env = options.env ?? process.env;
+  const logger =
+    options.logger ?? createLogger(env.LOG_LEVEL === undefined ? {} : { level: env.LOG_LEVEL });
+  const loaded = loadConfigFile(options.configFile, env);
+  if (!loaded.ok) throw new StartupError(loaded.problems);
+  const deps = { logger, projectRoot: PROJECT_ROOT };
+  let current: Runtime;
+  try {
+    current = await buildRuntime(loaded.value, deps);
+  } catch (err) {
+    throw new StartupError([err instanceof Error ? err.message : String(err)]);
+  }
+  let draining = false;
+  let inFlight = 0;
+  let onIdle: (() => void) | undefined;
+
+  const app = createApp({ runtime: () => current, isDraining: () => draining, logger });
+  const server = createServer((req, res) => {
+    inFlight++;
+    res.once('close', () => {
+      inFlight--;
+      if (inFlight === 0) onIdle?.();
+    });
+    app(req, res);
+  });
+  // Bound slow clients: headers within 10 s, a whole request within 30 s.
+  server.headersTimeout = 10_000;
+  server.requestTimeout = 30_000;
+  server.keepAliveTimeout = 5_000;
+
+  const { server: serverCfg } = loaded.value.config;
+  const host = env.HOST ?? serverCfg.host;
+  const port = env.PORT !== undefined && env.PORT !== '' ? Number(env.PORT) : serverCfg.port;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const address = server.address() as AddressInfo;
+  const url = `http://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}`;
+  if (loaded.value.config.auth === undefined) {
+    logger.warn('no auth configured: every caller is accepted');
+  }
+  logger.info(
+    {
+      url,
+      configFile: options.configFile,
+      configVersion: loaded.value.version,
+      providers: [...current.providers.keys()],
+      routes: [...current.routes.keys()],
+    },
+    'gateway listening',
+  );
+
+  let reloading: Promise<unknown> = Promise.resolve();
+  async function reload(): Promise<
+    { ok: true; version: string } | { ok: false; problems: string[] }
+  > {
+    const next = loadConfigFile(options.configFile, env);
+    if (!next.ok) {
+      logger.error(
+        { problems: next.problems, configFile: options.configFile },
+        'config reload rejected; keeping the running config',
+      );
+      return { ok: false, problems: next.problems };
+    }
+    if (next.value.version === current.loaded.version)
+      return { ok: true, version: next.value.version };
+    let built: Runtime;
+    try {
+      built = await buildRuntime(next.value, deps);
+    } catch (err) {
+      const problems = [err instanceof Error ? err.message : String(err)];
+      logger.error({ problems }, 'config reload failed; keeping the running config');
+      return { ok: false, problems };
+    }
+    const previous = current;
+    current = built;
+    logger.info(
+      { configVersion: built.loaded.version, previousVersion: previous.loaded.version },
+      'config reloaded',
+    );
+    void previous.close(loaded.ok ? serverCfg.shutdownGraceMs : 10_000);
+    return { ok: true, version: built.loaded.version };
+  }
+
+  let shuttingDown: Promise<void> | undefined;
+  function shutdown(reason: string): Promise<void> {
+    shuttingDown ??= (async () => {
+      draining = true;
+      logger.info({ reason, inFlight }, 'draining');
+      const closed = new Promise<void>((resolve) =>
+        server.close(() => {
+          resolve();
+        }),
+      );
+      server.closeIdleConnections();
+      const graceMs = current.loaded.config.server.shutdownGraceMs;
+      if (inFlight > 0) {
+        await new Promise<void>((resolve) => {
+          onIdle = resolve;
+          setTimeout(resolve, graceMs).unref();
+        });
+      }
+      server.closeAllConnections();
+      await closed;
+      await current.close(0);
+      logger.info('stopped');
+      // A closed stdout (a pipe whose reader left) never acknowledges the flush; exit anyway.
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, 1_000);
+        timer.unref();
+        logger.flush(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    })();
+    return shuttingDown;
+  }
+
+  if (options.handleSignals === true) {
+    let signals = 0;
+    const onStop = (signal: NodeJS.Signals): void => {
+      signals++;
+      if (signals > 1) {
+        logger.warn({ signal }, 'second signal: exiting now');
+        process.exit(1);
+      }
+      void shutdown(signal).then(() => process.exit(0));
+    };
+    process.on('SIGTERM', onStop);
+    process.on('SIGINT', onStop);
+    process.on('SIGHUP', () => {
+      reloading = reloading.then(reload, reload);
+    });
+  }
+
+  return { url, server, logger, runtime: () => current, reload, shutdown };
+}

@@ -1,0 +1,280 @@
+import { request as httpRequest } from 'node:http';
+import request from 'supertest';
+import {
+  startMethodcallSimulator,
+  type MethodcallSimulator,
+} from '../../src/simulators/methodcall';
+import { postJson, startTestGateway, type TestGateway } from '../helpers/gateway';
+import { expectUnifiedShape } from '../helpers/shape';
+
+let sim: MethodcallSimulator;
+let gateway: TestGateway;
+
+beforeAll(async () => {
+  sim = await startMethodcallSimulator();
+  gateway = await startTestGateway({
+    providers: { wh: { type: 'methodcall', url: sim.taskUrl } },
+    routes: { warehouse: { provider: 'wh' } },
+  });
+});
+
+afterAll(async () => {
+  await gateway.close();
+  await sim.close();
+});
+
+beforeEach(() => {
+  sim.reset();
+});
+
+async function expectInvalid(
+  body: string | object,
+  detailPath?: string,
+): Promise<Record<string, any>> {
+  const res = await postJson(`${gateway.url}/cancel`, body);
+  expect(res.status).toBe(400);
+  expectUnifiedShape(res.body, res.status);
+  expect(res.body.outcome).toBe('invalid_request');
+  expect(Array.isArray(res.body.error.details)).toBe(true);
+  if (detailPath !== undefined) {
+    expect(res.body.error.details.map((d: { path: string }) => d.path)).toContain(detailPath);
+  }
+  expect(sim.calls).toHaveLength(0);
+  return res.body;
+}
+
+describe('invalid_request: validation (nothing reaches the upstream)', () => {
+  it('refuses malformed JSON', async () => {
+    const body = await expectInvalid('{"target": "warehouse", "taskId": ');
+    expect(body.error.code).toBe('MALFORMED_JSON');
+  });
+
+  it('refuses an empty body', async () => {
+    expect((await expectInvalid('')).error.code).toBe('MALFORMED_JSON');
+  });
+
+  it('refuses a JSON array, string and null', async () => {
+    await expectInvalid('[]');
+    await expectInvalid('"x"');
+    await expectInvalid('null');
+  });
+
+  it('lists every missing field', async () => {
+    const body = await expectInvalid({});
+    expect(body.error.details).toEqual(
+      expect.arrayContaining([
+        { path: 'target', message: 'is required' },
+        { path: 'taskId', message: 'is required' },
+      ]),
+    );
+  });
+
+  it('refuses an extra field', async () => {
+    const body = await expectInvalid({ target: 'warehouse', taskId: '1', force: true });
+    expect(body.error.details[0].message).toContain('force');
+  });
+
+  it('refuses a __proto__ key', async () => {
+    await expectInvalid('{"target":"warehouse","taskId":"1","__proto__":{"polluted":true}}');
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+  });
+
+  it.each([
+    ['a path traversal', '1/../../x'],
+    ['XML injection', '1<x/>'],
+    ['an entity', '1&amp;'],
+    ['a leading zero', '0123'],
+    ['zero', '0'],
+    ['a sign', '+1'],
+    ['a negative number', -1],
+    ['a space', ' 1'],
+    ['a fraction', 1.5],
+    ['a boolean', true],
+    ['null', null],
+    ['CRLF injection', '1\r\nX-Evil: 1'],
+  ])('refuses taskId with %s', async (_name, taskId) => {
+    await expectInvalid({ target: 'warehouse', taskId }, 'taskId');
+  });
+
+  it('refuses a reason over 200 characters', async () => {
+    await expectInvalid({ target: 'warehouse', taskId: '1', reason: 'x'.repeat(201) }, 'reason');
+  });
+
+  it.each([['../etc'], ['a<b>'], ['WAREHOUSE'], [42]])('refuses target %p', async (target) => {
+    await expectInvalid({ target, taskId: '1' }, 'target');
+  });
+
+  it('refuses a body that is not application/json', async () => {
+    const res = await fetch(`${gateway.url}/cancel`, {
+      method: 'POST',
+      headers: { 'content-type': 'text/plain' },
+      body: '{"target":"warehouse","taskId":"1"}',
+    });
+    expect(res.status).toBe(400);
+    const body = (await res.json()) as Record<string, any>;
+    expect(body.error.code).toBe('UNSUPPORTED_MEDIA_TYPE');
+    expect(sim.calls).toHaveLength(0);
+  });
+
+  it('accepts application/json with a UTF-8 charset', async () => {
+    const res = await postJson(
+      `${gateway.url}/cancel`,
+      { target: 'warehouse', taskId: '5' },
+      {
+        'content-type': 'application/json; charset=utf-8',
+      },
+    );
+    expect(res.status).toBe(200);
+  });
+});
+
+describe('payload_too_large', () => {
+  it('answers 413 for a 100 KB body', async () => {
+    const big = JSON.stringify({
+      target: 'warehouse',
+      taskId: '1',
+      reason: 'x'.repeat(100 * 1024),
+    });
+    const res = await postJson(`${gateway.url}/cancel`, big);
+    expect(res.status).toBe(413);
+    expectUnifiedShape(res.body, res.status);
+    expect(res.body).toMatchObject({
+      outcome: 'payload_too_large',
+      error: { code: 'PAYLOAD_TOO_LARGE' },
+    });
+    expect(sim.calls).toHaveLength(0);
+  });
+
+  it('answers 413 for a chunked body without Content-Length', async () => {
+    const { hostname, port } = new URL(gateway.url);
+    const status = await new Promise<number | undefined>((resolve, reject) => {
+      const req = httpRequest(
+        {
+          hostname,
+          port,
+          path: '/cancel',
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+        },
+        (res) => {
+          res.resume();
+          resolve(res.statusCode);
+        },
+      );
+      req.on('error', reject);
+      req.write('{"target":"warehouse","taskId":"1","reason":"');
+      for (let i = 0; i < 10; i++) req.write('y'.repeat(4096));
+      req.end('"}');
+    });
+    expect(status).toBe(413);
+    expect(sim.calls).toHaveLength(0);
+  });
+});
+
+describe('request id', () => {
+  it('echoes a caller X-Request-Id in the header and body', async () => {
+    const res = await request(gateway.url)
+      .post('/cancel')
+      .set('X-Request-Id', 'caller-abc.123')
+      .send({ target: 'warehouse', taskId: '9' });
+    expect(res.headers['x-request-id']).toBe('caller-abc.123');
+    expect(res.body.requestId).toBe('caller-abc.123');
+  });
+
+  it('generates one when absent', async () => {
+    const res = await request(gateway.url)
+      .post('/cancel')
+      .send({ target: 'warehouse', taskId: '10' });
+    expect(res.headers['x-request-id']).toMatch(/^[0-9a-f-]{36}$/);
+    expect(res.body.requestId).toBe(res.headers['x-request-id']);
+  });
+
+  it('replaces an unsafe one instead of echoing it', async () => {
+    const res = await request(gateway.url)
+      .post('/cancel')
+      .set('X-Request-Id', '<script>alert(1)</script>')
+      .send({ target: 'warehouse', taskId: '11' });
+    expect(res.body.requestId).toMatch(/^[0-9a-f-]{36}$/);
+  });
+});
+
+describe('other endpoints', () => {
+  it('GET /healthz answers 200', async () => {
+    const res = await request(gateway.url).get('/healthz');
+    expect(res.status).toBe(200);
+    expect(res.body).toEqual({ status: 'ok' });
+  });
+
+  it('GET /readyz answers 200 with the config version and provider circuits', async () => {
+    const res = await request(gateway.url).get('/readyz');
+    expect(res.status).toBe(200);
+    expect(res.body).toEqual({
+      status: 'ready',
+      configVersion: expect.stringMatching(/^[0-9a-f]{12}$/),
+      providers: { wh: { circuit: 'closed', protocol: 'methodcall' } },
+    });
+  });
+
+  it('answers unknown paths with 404 in the unified shape', async () => {
+    const res = await request(gateway.url).get('/nope');
+    expect(res.status).toBe(404);
+    expect(res.headers['content-type']).toMatch(/^application\/json/);
+    expectUnifiedShape(res.body, 404);
+    expect(res.body).toMatchObject({
+      ok: false,
+      outcome: 'invalid_request',
+      error: { code: 'NOT_FOUND' },
+    });
+  });
+
+  it('answers GET /cancel with 405 and Allow: POST', async () => {
+    const res = await request(gateway.url).get('/cancel');
+    expect(res.status).toBe(405);
+    expect(res.headers.allow).toBe('POST');
+    expect(res.body.error.code).toBe('METHOD_NOT_ALLOWED');
+  });
+
+  it('answers a malformed URL with 400 JSON, not an HTML stack trace', async () => {
+    const res = await request(gateway.url).get('/%E0%A4%A');
+    expect([400, 404]).toContain(res.status);
+    expect(res.headers['content-type']).toMatch(/^application\/json/);
+    expect(res.text).not.toContain('<html');
+  });
+});
+
+describe('logs (contract §8)', () => {
+  it('writes one line per cancel with the contract fields, and the reason never goes upstream', async () => {
+    const before = gateway.logs.cancels().length;
+    await postJson(
+      `${gateway.url}/cancel`,
+      { target: 'warehouse', taskId: '4711', reason: 'duplicate order' },
+      {
+        'x-request-id': 'log-check-1',
+      },
+    );
+    const lines = gateway.logs.cancels().slice(before);
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatchObject({
+      level: 'info',
+      requestId: 'log-check-1',
+      caller: 'anonymous',
+      target: 'warehouse',
+      provider: 'wh',
+      taskId: '4711',
+      outcome: 'canceled',
+      status: 200,
+      durationMs: expect.any(Number),
+      attempts: [{ provider: 'wh', outcome: 'canceled', durationMs: expect.any(Number) }],
+      reason: 'duplicate order',
+    });
+    expect(sim.calls[0]!.body).not.toContain('duplicate order');
+  });
+
+  it('logs invalid requests too', async () => {
+    const before = gateway.logs.cancels().length;
+    await postJson(`${gateway.url}/cancel`, { target: 'warehouse' });
+    const lines = gateway.logs.cancels().slice(before);
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatchObject({ outcome: 'invalid_request', status: 400 });
+  });
+});

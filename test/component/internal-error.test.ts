@@ -1,0 +1,75 @@
+import request from 'supertest';
+import { createApp } from '../../src/app';
+import { parseConfig } from '../../src/config/load';
+import { createPolicy } from '../../src/routing/policy';
+import type { ProviderRuntime, Runtime } from '../../src/routing/runtime';
+import { captureLogger } from '../helpers/gateway';
+import { expectUnifiedShape } from '../helpers/shape';
+
+/** A runtime whose only provider has a bug: it throws instead of returning an outcome. */
+function buggyRuntime(): Runtime {
+  const loaded = parseConfig(
+    'providers:\n  wh: { type: methodcall, url: "http://127.0.0.1:1/t" }\nroutes:\n  warehouse: { provider: wh }\n',
+    'buggy.yaml',
+    {},
+  );
+  if (!loaded.ok) throw new Error(loaded.problems.join());
+  const cfg = loaded.value.config.providers.wh!;
+  const entry: ProviderRuntime = {
+    name: 'wh',
+    config: cfg,
+    policy: createPolicy(cfg),
+    provider: {
+      name: 'wh',
+      protocol: 'methodcall',
+      checkTaskId: () => undefined,
+      cancel: () => Promise.reject(new TypeError('a bug: cannot read properties of undefined')),
+      close: () => Promise.resolve(),
+    },
+  };
+  return {
+    loaded: loaded.value,
+    providers: new Map([['wh', entry]]),
+    routes: new Map([['warehouse', { target: 'warehouse', chain: [entry], timeoutMs: 1000 }]]),
+    acquire: () => () => undefined,
+    close: () => Promise.resolve(),
+  };
+}
+
+describe('internal_error', () => {
+  it('turns a thrown bug into 500 in the unified shape and logs its stack', async () => {
+    const { logger, logs } = captureLogger();
+    const runtime = buggyRuntime();
+    const app = createApp({ runtime: () => runtime, isDraining: () => false, logger });
+    const res = await request(app).post('/cancel').send({ target: 'warehouse', taskId: '1' });
+    expect(res.status).toBe(500);
+    expect(res.headers['content-type']).toMatch(/^application\/json/);
+    expectUnifiedShape(res.body, 500);
+    expect(res.body).toMatchObject({
+      outcome: 'internal_error',
+      error: { code: 'INTERNAL_ERROR' },
+    });
+    expect(JSON.stringify(res.body)).not.toContain('cannot read properties');
+    const errorLine = logs.lines().find((l) => l.msg === 'unhandled error');
+    expect(errorLine).toBeDefined();
+    expect(JSON.stringify(errorLine)).toContain('a bug: cannot read properties of undefined');
+    expect((errorLine!.err as { stack?: string }).stack).toContain('TypeError');
+  });
+
+  it('answers 503 DRAINING while shutting down, calling nothing', async () => {
+    const { logger } = captureLogger();
+    const runtime = buggyRuntime();
+    const app = createApp({ runtime: () => runtime, isDraining: () => true, logger });
+    const res = await request(app).post('/cancel').send({ target: 'warehouse', taskId: '1' });
+    expect(res.status).toBe(503);
+    expect(res.headers['retry-after']).toBe('1');
+    expect(res.body).toMatchObject({
+      outcome: 'unavailable',
+      retryable: true,
+      error: { code: 'DRAINING' },
+    });
+    const ready = await request(app).get('/readyz');
+    expect(ready.status).toBe(503);
+    expect(ready.body.status).toBe('draining');
+  });
+});

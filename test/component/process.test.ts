@@ -1,0 +1,154 @@
+import { writeFileSync } from 'node:fs';
+import { stringify } from 'yaml';
+import {
+  startMethodcallSimulator,
+  type MethodcallSimulator,
+} from '../../src/simulators/methodcall';
+import { runMain, spawnGateway } from '../helpers/child';
+import { postJson, writeConfig } from '../helpers/gateway';
+
+let sim: MethodcallSimulator;
+
+beforeAll(async () => {
+  sim = await startMethodcallSimulator();
+});
+
+afterAll(async () => {
+  await sim.close();
+});
+
+const baseConfig = () => ({
+  server: { host: '127.0.0.1', port: 0, shutdownGraceMs: 10000 },
+  providers: { wh: { type: 'methodcall', url: sim.taskUrl } },
+  routes: { warehouse: { provider: 'wh' } },
+});
+
+describe('check-config', () => {
+  it('exits 0 with a one-line summary for a valid file', async () => {
+    const file = writeConfig(baseConfig());
+    const { code, stdout } = await runMain(['check-config', file]);
+    expect(code).toBe(0);
+    expect(stdout.trim().split('\n')).toHaveLength(1);
+    expect(stdout).toMatch(/^ok: .* is valid: 1 provider\(s\) \(methodcall\), 1 route\(s\)/);
+  });
+
+  it('validates the shipped example and demo configs', async () => {
+    expect((await runMain(['check-config', 'config/gateway.yaml'])).code).toBe(0);
+    expect((await runMain(['check-config', 'config/demo.yaml'])).code).toBe(0);
+  });
+
+  it('exits 1 with one line per problem, each naming its path', async () => {
+    const file = writeConfig(`
+providers:
+  dns-rest: { type: dyn-rest, baseUrl: not-a-url, customerName: c, userName: u, password: "\${DYN_PASSWORD}" }
+routes:
+  dns: { provider: dns-rest, fallback: [ghost] }
+`);
+    const missingEnv = await runMain(['check-config', file]);
+    expect(missingEnv.code).toBe(1);
+    expect(missingEnv.stderr.trim()).toBe(
+      'providers.dns-rest.password: environment variable DYN_PASSWORD is not set',
+    );
+
+    const { code, stderr } = await runMain(['check-config', file], { DYN_PASSWORD: 'secret' });
+    expect(code).toBe(1);
+    const lines = stderr.trim().split('\n');
+    expect(lines).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(/^providers\.dns-rest\.baseUrl: /),
+        'routes.dns.fallback.0: unknown provider "ghost"',
+      ]),
+    );
+    expect(stderr).not.toContain('secret');
+  });
+
+  it('exits 2 on a usage error', async () => {
+    expect((await runMain(['check-config'])).code).toBe(2);
+  });
+});
+
+describe('start-up', () => {
+  it('refuses to start on an invalid config, exit 1, naming the problem', async () => {
+    const file = writeConfig({ ...baseConfig(), routes: { warehouse: { provider: 'nope' } } });
+    const { code, stderr } = await runMain(['--config', file]);
+    expect(code).toBe(1);
+    expect(stderr).toContain('routes.warehouse.provider: unknown provider "nope"');
+  });
+
+  it('reads the config file from GATEWAY_CONFIG', async () => {
+    const file = writeConfig({ ...baseConfig(), routes: { warehouse: { provider: 'nope' } } });
+    const { code, stderr } = await runMain([], { GATEWAY_CONFIG: file });
+    expect(code).toBe(1);
+    expect(stderr).toContain(file);
+  });
+});
+
+describe('drain on SIGTERM (contract §2)', () => {
+  it('finishes the in-flight request, refuses new connections, exits 0', async () => {
+    const file = writeConfig(baseConfig());
+    const gw = await spawnGateway(file);
+    sim.setBehaviour(900, { kind: 'slow', delayMs: 1500 });
+    const calls = sim.calls.length;
+    const inFlight = postJson(`${gw.url}/cancel`, { target: 'warehouse', taskId: '900' });
+    await sim.waitForCalls(calls + 1);
+    gw.child.kill('SIGTERM');
+    await gw.waitForLine((l) => l.msg === 'draining');
+    const answer = await inFlight;
+    expect(answer.status).toBe(200);
+    expect(answer.body.outcome).toBe('canceled');
+    expect(await gw.exited).toBe(0);
+    expect(gw.lines.some((l) => l.msg === 'stopped')).toBe(true);
+    await expect(fetch(`${gw.url}/healthz`)).rejects.toThrow();
+  });
+});
+
+describe('a dead log reader (stdout pipe closed)', () => {
+  it('still serves and still exits 0 on SIGTERM', async () => {
+    const gw = await spawnGateway(writeConfig(baseConfig()));
+    gw.child.stdout!.destroy();
+    const res = await postJson(`${gw.url}/cancel`, { target: 'warehouse', taskId: '950' });
+    expect(res.status).toBe(200);
+    gw.child.kill('SIGTERM');
+    expect(await gw.exited).toBe(0);
+  });
+});
+
+describe('reload on SIGHUP', () => {
+  it('applies a valid file and keeps the running config on an invalid one', async () => {
+    const file = writeConfig(baseConfig());
+    const gw = await spawnGateway(file);
+    try {
+      const before = (await (await fetch(`${gw.url}/readyz`)).json()) as { configVersion: string };
+      writeFileSync(
+        file,
+        stringify({
+          ...baseConfig(),
+          routes: { warehouse: { provider: 'wh' }, second: { provider: 'wh' } },
+        }),
+      );
+      gw.child.kill('SIGHUP');
+      const reloaded = await gw.waitForLine((l) => l.msg === 'config reloaded');
+      const after = (await (await fetch(`${gw.url}/readyz`)).json()) as { configVersion: string };
+      expect(after.configVersion).toBe(reloaded.configVersion);
+      expect(after.configVersion).not.toBe(before.configVersion);
+      expect((await postJson(`${gw.url}/cancel`, { target: 'second', taskId: '901' })).status).toBe(
+        200,
+      );
+
+      writeFileSync(file, 'providers: [broken');
+      gw.child.kill('SIGHUP');
+      const rejected = await gw.waitForLine(
+        (l) => l.msg === 'config reload rejected; keeping the running config',
+      );
+      expect(JSON.stringify(rejected.problems)).toContain('gateway.yaml');
+      const still = (await (await fetch(`${gw.url}/readyz`)).json()) as { configVersion: string };
+      expect(still.configVersion).toBe(after.configVersion);
+      expect((await postJson(`${gw.url}/cancel`, { target: 'second', taskId: '902' })).status).toBe(
+        200,
+      );
+    } finally {
+      gw.child.kill('SIGTERM');
+      await gw.exited;
+    }
+  });
+});

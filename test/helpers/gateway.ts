@@ -1,0 +1,91 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { Writable } from 'node:stream';
+import type pino from 'pino';
+import { stringify } from 'yaml';
+import { createLogger, type Logger } from '../../src/observability/logger';
+import { startGateway, type RunningGateway } from '../../src/server';
+
+/** Log lines captured from a gateway under test, parsed. */
+export class LogCapture {
+  readonly raw: string[] = [];
+  readonly stream = new Writable({
+    write: (chunk: Buffer, _enc, done) => {
+      for (const line of chunk.toString('utf8').split('\n')) if (line !== '') this.raw.push(line);
+      done();
+    },
+  });
+  lines(): Record<string, unknown>[] {
+    return this.raw.map((l) => JSON.parse(l) as Record<string, unknown>);
+  }
+  cancels(): Record<string, unknown>[] {
+    return this.lines().filter((l) => l.msg === 'cancel');
+  }
+}
+
+export function captureLogger(level = 'debug'): { logger: Logger; logs: LogCapture } {
+  const logs = new LogCapture();
+  const logger = createLogger({
+    level,
+    destination: logs.stream as unknown as pino.DestinationStream,
+  });
+  return { logger, logs };
+}
+
+export function tempDir(): string {
+  return mkdtempSync(path.join(tmpdir(), 'cancel-gateway-'));
+}
+
+/** Writes a config object as YAML to a fresh temp file. */
+export function writeConfig(config: unknown, dir = tempDir()): string {
+  const file = path.join(dir, 'gateway.yaml');
+  writeFileSync(file, typeof config === 'string' ? config : stringify(config));
+  return file;
+}
+
+export interface TestGateway {
+  gw: RunningGateway;
+  url: string;
+  logs: LogCapture;
+  configFile: string;
+  close(): Promise<void>;
+}
+
+/** Starts a real gateway on 127.0.0.1:0 with the given config; logs are captured. */
+export async function startTestGateway(
+  config: Record<string, unknown>,
+  env: NodeJS.ProcessEnv = {},
+): Promise<TestGateway> {
+  const withServer = {
+    ...config,
+    server: {
+      host: '127.0.0.1',
+      port: 0,
+      ...(config.server as Record<string, unknown> | undefined),
+    },
+  };
+  const configFile = writeConfig(withServer);
+  const { logger, logs } = captureLogger();
+  const gw = await startGateway({ configFile, env, logger });
+  return { gw, url: gw.url, logs, configFile, close: () => gw.shutdown('test over') };
+}
+
+/** POSTs JSON to the gateway and returns status, headers and the parsed body. */
+export async function postJson(
+  url: string,
+  body: unknown,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; headers: Headers; body: Record<string, any> }> {
+  const res = await fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...headers },
+    body: typeof body === 'string' ? body : JSON.stringify(body),
+  });
+  const text = await res.text();
+  return {
+    status: res.status,
+    headers: res.headers,
+    body: JSON.parse(text) as Record<string, any>,
+  };
+}

@@ -1,0 +1,237 @@
+import { interpolate, loadConfigFile, parseConfig } from '../../../src/config/load';
+
+const valid = `
+providers:
+  wh:
+    type: methodcall
+    url: http://127.0.0.1:44000/api/v2/task
+routes:
+  warehouse:
+    provider: wh
+`;
+
+function problems(text: string, env: Record<string, string> = {}): string[] {
+  const result = parseConfig(text, 'test.yaml', env);
+  if (result.ok) throw new Error('expected the config to be invalid');
+  return result.problems;
+}
+
+describe('config: valid files', () => {
+  it('applies the documented defaults', () => {
+    const result = parseConfig(valid, 'test.yaml', {});
+    expect(result.ok).toBe(true);
+    if (!result.ok) return;
+    expect(result.value.config.server).toEqual({
+      host: '0.0.0.0',
+      port: 8080,
+      bodyLimitBytes: 16384,
+      shutdownGraceMs: 10000,
+      requestTimeoutMs: 15000,
+    });
+    expect(result.value.config.routes.warehouse).toEqual({ provider: 'wh', fallback: [] });
+    expect(result.value.config.state).toMatchObject({ store: 'memory', rememberSeconds: 86400 });
+    expect(result.value.version).toMatch(/^[0-9a-f]{12}$/);
+  });
+
+  it('accepts JSON, which is valid YAML', () => {
+    const json = JSON.stringify({
+      providers: { wh: { type: 'methodcall', url: 'http://h/t' } },
+      routes: { w: { provider: 'wh' } },
+    });
+    expect(parseConfig(json, 'c.json', {}).ok).toBe(true);
+  });
+
+  it('accepts all three provider types with fallbacks', () => {
+    const text = `
+providers:
+  dns-rest: { type: dyn-rest, baseUrl: "https://api.dynect.net/REST", customerName: acme, userName: u, password: p }
+  dns-soap: { type: dyn-soap, wsdl: wsdl/dynect.wsdl, endpoint: "https://api2.dynect.net/SOAP/", customerName: acme, userName: u, password: p }
+  wh: { type: methodcall, url: "http://10.0.0.5:44000/api/v2/task" }
+routes:
+  dns: { provider: dns-rest, fallback: [dns-soap], timeoutMs: 9000 }
+  warehouse: { provider: wh }
+`;
+    const result = parseConfig(text, 't.yaml', {});
+    expect(result.ok).toBe(true);
+  });
+
+  it('freezes the result so inner code cannot mutate it', () => {
+    const result = parseConfig(valid, 'test.yaml', {});
+    if (!result.ok) throw new Error('invalid');
+    expect(Object.isFrozen(result.value.config.providers.wh)).toBe(true);
+  });
+
+  it('gives the same version for the same bytes and another for other bytes', () => {
+    const a = parseConfig(valid, 'a', {});
+    const b = parseConfig(valid, 'b', {});
+    const c = parseConfig(`${valid}\n# changed\n`, 'c', {});
+    if (!a.ok || !b.ok || !c.ok) throw new Error('invalid');
+    expect(a.value.version).toBe(b.value.version);
+    expect(c.value.version).not.toBe(a.value.version);
+  });
+});
+
+describe('config: environment interpolation', () => {
+  it('replaces ${NAME} and ${NAME:-default}', () => {
+    const text = valid.replace(
+      'http://127.0.0.1:44000/api/v2/task',
+      'http://${HOST_X}:${PORT_X:-44000}/api',
+    );
+    const result = parseConfig(text, 't', { HOST_X: 'wh.local' });
+    if (!result.ok) throw new Error(result.problems.join());
+    const wh = result.value.config.providers.wh;
+    expect(wh?.type === 'methodcall' && wh.url).toBe('http://wh.local:44000/api');
+  });
+
+  it('turns a digit string from the environment into a number where one is expected', () => {
+    const result = parseConfig(`server:\n  port: \${P}\n${valid}`, 't', { P: '9999' });
+    if (!result.ok) throw new Error(result.problems.join());
+    expect(result.value.config.server.port).toBe(9999);
+  });
+
+  it('reports a missing variable with its path', () => {
+    const text = valid.replace('http://127.0.0.1:44000/api/v2/task', '${WH_URL}');
+    expect(problems(text)).toEqual(['providers.wh.url: environment variable WH_URL is not set']);
+  });
+
+  it('treats an empty variable as missing', () => {
+    const text = valid.replace('http://127.0.0.1:44000/api/v2/task', '${WH_URL}');
+    expect(problems(text, { WH_URL: '' })[0]).toContain('WH_URL');
+  });
+
+  it('keeps $$ as a literal dollar and never re-expands values', () => {
+    const out = interpolate({ a: 'p$$ss', b: '${X}' }, { X: '${Y}', Y: 'no' }, []);
+    expect(out).toEqual({ a: 'p$ss', b: '${Y}' });
+  });
+
+  it('does not break YAML when a value holds YAML syntax', () => {
+    const text = `
+providers:
+  dns: { type: dyn-rest, baseUrl: "https://x/REST", customerName: c, userName: u, password: "\${PW}" }
+routes:
+  dns: { provider: dns }
+`;
+    const result = parseConfig(text, 't', { PW: 'a: b # c' });
+    if (!result.ok) throw new Error(result.problems.join());
+    const dns = result.value.config.providers.dns;
+    expect(dns?.type === 'dyn-rest' && dns.password).toBe('a: b # c');
+  });
+});
+
+describe('config: every error names its path', () => {
+  it.each([
+    ['a YAML syntax error', 'providers: [', /^test\.yaml:\d+:\d+: /],
+    ['a top-level list', '- a\n- b', /^test\.yaml: must be a mapping/],
+    ['an empty file', '', /^test\.yaml: must be a mapping/],
+    ['a duplicate key', `${valid}\nroutes: {}`, /^test\.yaml:\d+:\d+: .*[Dd]uplicate|unique/],
+    ['no providers', 'routes:\n  a: { provider: b }', /^providers: is required/],
+    ['an unknown top-level key', `${valid}\nrotues: {}`, /^rotues: unknown key$/],
+    ['an unknown server key', `server:\n  prot: 80\n${valid}`, /^server\.prot: unknown key$/],
+    [
+      'an unknown provider key',
+      valid.replace('type: methodcall', 'type: methodcall\n    urll: x'),
+      /^providers\.wh\.urll: unknown key$/,
+    ],
+    [
+      'an unknown provider type',
+      valid.replace('type: methodcall', 'type: graphql'),
+      /^providers\.wh\.type: must be one of methodcall, dyn-rest, dyn-soap$/,
+    ],
+    [
+      'a missing url',
+      valid.replace('    url: http://127.0.0.1:44000/api/v2/task\n', ''),
+      /^providers\.wh\.url: is required$/,
+    ],
+    [
+      'a bad url',
+      valid.replace('http://127.0.0.1:44000/api/v2/task', 'ftp://x/y'),
+      /^providers\.wh\.url: /,
+    ],
+    [
+      'a bad provider name',
+      valid.replace('  wh:', '  Wh!:').replace('provider: wh', 'provider: wh'),
+      /^providers\.Wh!/,
+    ],
+    [
+      'a route to an unknown provider',
+      valid.replace('provider: wh', 'provider: nope'),
+      /^routes\.warehouse\.provider: unknown provider "nope"$/,
+    ],
+    [
+      'an unknown fallback',
+      valid.replace('provider: wh', 'provider: wh\n    fallback: [ghost]'),
+      /^routes\.warehouse\.fallback\.0: unknown provider "ghost"$/,
+    ],
+    [
+      'a provider twice in a chain',
+      valid.replace('provider: wh', 'provider: wh\n    fallback: [wh]'),
+      /^routes\.warehouse\.fallback\.0: provider "wh" appears twice/,
+    ],
+    ['a port out of range', `server:\n  port: 70000\n${valid}`, /^server\.port: /],
+    [
+      'a negative timeout',
+      valid.replace('type: methodcall', 'type: methodcall\n    timeoutMs: -1'),
+      /^providers\.wh\.timeoutMs: /,
+    ],
+    [
+      'a string where a number goes',
+      `server:\n  bodyLimitBytes: big\n${valid}`,
+      /^server\.bodyLimitBytes: /,
+    ],
+    [
+      'a dyn provider without credentials',
+      'providers:\n  d: { type: dyn-rest, baseUrl: "https://x/REST" }\nroutes:\n  d: { provider: d }',
+      /^providers\.d\.(customerName|userName|password): is required$/,
+    ],
+    [
+      'an api key with both sha256 and key',
+      `auth:\n  apiKeys:\n    - { id: a, key: "0123456789abcdef0", sha256: "${'a'.repeat(64)}" }\n${valid}`,
+      /^auth\.apiKeys\.0: give exactly one of sha256 or key$/,
+    ],
+    [
+      'an api key for an unknown target',
+      `auth:\n  apiKeys:\n    - { id: a, sha256: "${'a'.repeat(64)}", targets: [nope] }\n${valid}`,
+      /^auth\.apiKeys\.0\.targets\.0: unknown target "nope"$/,
+    ],
+    [
+      'redis without a url',
+      `state:\n  store: redis\n${valid}`,
+      /^state\.redisUrl: is required when store is redis$/,
+    ],
+    [
+      'an empty routes map',
+      'providers:\n  wh: { type: methodcall, url: "http://h/t" }\nroutes: {}',
+      /^routes: at least one route is required$/,
+    ],
+  ])('%s', (_name, text, expected) => {
+    const found = problems(text);
+    expect(found.length).toBeGreaterThan(0);
+    expect(found.some((p) => expected.test(p))).toBe(true);
+  });
+
+  it('reports every problem, not just the first', () => {
+    const text = `
+server: { port: -1, prot: 1 }
+providers:
+  wh: { type: methodcall, url: nope }
+routes:
+  w: { provider: ghost }
+`;
+    const found = problems(text);
+    expect(found).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(/^server\.port: /),
+        'server.prot: unknown key',
+        expect.stringMatching(/^providers\.wh\.url: /),
+      ]),
+    );
+  });
+
+  it('reports an unreadable file without throwing', () => {
+    const result = loadConfigFile('/nonexistent/gateway.yaml', {});
+    expect(result).toEqual({
+      ok: false,
+      problems: ['/nonexistent/gateway.yaml: cannot read the file (ENOENT)'],
+    });
+  });
+});
