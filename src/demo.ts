@@ -1,9 +1,13 @@
 import path from 'node:path';
 import { createLogger } from './observability/logger';
 import { startGateway, StartupError } from './server';
+import { startDynRestSimulator } from './simulators/dyn-rest';
 import { startMethodcallSimulator } from './simulators/methodcall';
 
 const SIM_METHODCALL_PORT = Number(process.env.SIM_METHODCALL_PORT ?? 18081);
+const SIM_DYN_REST_PORT = Number(process.env.SIM_DYN_REST_PORT ?? 18082);
+/** The demo simulator's account; the gateway reads the same values from config/demo.yaml. */
+const DEMO_DYN = { customerName: 'demo', userName: 'demo-api', password: 'demo-password' };
 
 function say(line = ''): void {
   process.stderr.write(`${line}\n`);
@@ -18,14 +22,26 @@ async function main(): Promise<void> {
   methodcall.setBehaviour(1017, { kind: 'fault', code: 1017 });
   methodcall.setBehaviour(1045, { kind: 'fault', code: 1045 });
   methodcall.setBehaviour(4242, { kind: 'slow', delayMs: 30_000 });
-  const env = { ...process.env, SIM_METHODCALL_PORT: String(SIM_METHODCALL_PORT) };
+  const dynRest = await startDynRestSimulator({ port: SIM_DYN_REST_PORT, ...DEMO_DYN });
+  dynRest.setBehaviour(404, { kind: 'not-found' });
+  dynRest.setBehaviour(307, { kind: 'redirect-job', polls: 2 });
+  dynRest.setBehaviour(2011, { kind: 'token-expired-once' });
+  dynRest.setBehaviour(429, { kind: 'rate-limited', retryAfterSeconds: 5 });
+  const closeSimulators = async (): Promise<void> => {
+    await Promise.allSettled([methodcall.close(), dynRest.close()]);
+  };
+  const env = {
+    ...process.env,
+    SIM_METHODCALL_PORT: String(SIM_METHODCALL_PORT),
+    SIM_DYN_REST_PORT: String(SIM_DYN_REST_PORT),
+  };
   const logger = createLogger({ level: process.env.LOG_LEVEL ?? 'info' });
   const configFile = path.join(__dirname, '..', 'config', 'demo.yaml');
   let gateway;
   try {
     gateway = await startGateway({ configFile, env, logger });
   } catch (err) {
-    await methodcall.close();
+    await closeSimulators();
     if (err instanceof StartupError) {
       say(`cannot start the demo:\n${err.problems.join('\n')}`);
       process.exit(1);
@@ -34,7 +50,8 @@ async function main(): Promise<void> {
   }
   const url = gateway.url;
   say();
-  say(`cancel-gateway demo: gateway on ${url}, methodcall simulator on ${methodcall.taskUrl}`);
+  say(`cancel-gateway demo: gateway on ${url}`);
+  say(`  methodcall simulator on ${methodcall.taskUrl}, Dyn REST simulator on ${dynRest.baseUrl}`);
   say('Try:');
   const curl = (body: string): string =>
     `  curl -s -X POST ${url}/cancel -H 'Content-Type: application/json' -d '${body}'`;
@@ -42,6 +59,16 @@ async function main(): Promise<void> {
   say(curl('{"target":"warehouse","taskId":"1017"}') + '     # not_found (fault 1017)');
   say(curl('{"target":"warehouse","taskId":"1045"}') + '     # conflict, retryable (fault 1045)');
   say(curl('{"target":"warehouse","taskId":"4242"}') + '     # timeout after 3 s');
+  say(
+    curl('{"target":"dns","taskId":"39120953"}') + '       # canceled by Dyn REST, with the task',
+  );
+  say(curl('{"target":"dns","taskId":"404"}') + '            # not_found (NOT_FOUND)');
+  say(curl('{"target":"dns","taskId":"307"}') + '            # 307 -> job polled -> canceled');
+  say(
+    curl('{"target":"dns","taskId":"2011"}') +
+      '           # token expired -> one re-login -> canceled',
+  );
+  say(curl('{"target":"dns","taskId":"429"}') + '            # rate_limited, Retry-After: 5');
   say(curl('{"target":"nope","taskId":"1"}') + '             # unknown_target');
   say(`  curl -s ${url}/readyz`);
   say('Ctrl-C stops everything.');
@@ -53,7 +80,7 @@ async function main(): Promise<void> {
     stopping = true;
     void gateway
       .shutdown('demo stopped')
-      .then(() => methodcall.close())
+      .then(closeSimulators)
       .then(() => process.exit(0));
   };
   process.on('SIGINT', stop);

@@ -47,6 +47,7 @@ const dynOptions = {
   jobPollIntervalMs: int(10, 60_000).optional(),
   jobTimeoutMs: int(100, 3_600_000).optional(),
   maxSessions: int(1, 64).optional(),
+  loginBackoffMs: int(0, 86_400_000).optional(),
   rateLimit: z
     .strictObject({
       perSecond: z.number().positive().max(100_000),

@@ -1,6 +1,7 @@
 import type { ProviderConfig } from '../config/schema';
 import { failed } from '../core/provider-outcome';
 import type { Logger } from '../observability/logger';
+import { createDynRestProvider } from './dyn/rest';
 import { createMethodcallProvider } from './methodcall/provider';
 import type { Provider } from './provider';
 
@@ -42,7 +43,7 @@ export function createProvider(
     case 'methodcall':
       return Promise.resolve(createMethodcallProvider(name, cfg));
     case 'dyn-rest':
-      return Promise.resolve(notImplemented(name, cfg.type));
+      return Promise.resolve(createDynRestProvider(name, cfg));
     case 'dyn-soap':
       return Promise.resolve(notImplemented(name, cfg.type));
     default: {

@@ -69,7 +69,7 @@ export async function dispatchCancel(
     if (entry !== primary && entry.provider.checkTaskId(taskId) !== undefined) continue;
     if (last !== undefined && deadline.aborted) break;
     lastProvider = entry;
-    const providerLog = log.child({ provider: entry.name });
+    const providerLog = log.child({ requestId, target, provider: entry.name });
     last = await entry.policy.execute(
       (signal) => entry.provider.cancel(taskId, { signal, log: providerLog, requestId }),
       deadline,

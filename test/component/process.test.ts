@@ -33,7 +33,13 @@ describe('check-config', () => {
   });
 
   it('validates the shipped example and demo configs', async () => {
-    expect((await runMain(['check-config', 'config/gateway.yaml'])).code).toBe(0);
+    const example = await runMain(['check-config', 'config/gateway.yaml'], { DYN_PASSWORD: 'x' });
+    expect(example.stderr).toBe('');
+    expect(example.code).toBe(0);
+    // The example keeps the Dyn password out of the file: without the variable it is an error.
+    const unset = await runMain(['check-config', 'config/gateway.yaml']);
+    expect(unset.code).toBe(1);
+    expect(unset.stderr).toContain('DYN_PASSWORD');
     expect((await runMain(['check-config', 'config/demo.yaml'])).code).toBe(0);
   });
 

@@ -1,0 +1,169 @@
+import { failed, type ProviderOutcome } from '../../core/provider-outcome';
+import type { TokenBucket } from '../../resilience/token-bucket';
+import { delay, scopedTimeout } from '../../routing/deadline';
+import type { CallContext } from '../provider';
+import type { DynClassification } from './mapping';
+import type { SessionLease, SessionPool } from './session';
+
+/** Defaults of both Dyn provider types, with the reason for each in the README. */
+export const DYN_DEFAULTS = {
+  maxSessions: 4,
+  loginBackoffMs: 60_000,
+  loginTimeoutMs: 10_000,
+  rateLimitPerSecond: 5,
+  jobPollIntervalMs: 1_000,
+  jobTimeoutMs: 10_000,
+  maxResponseBytes: 256 * 1024,
+} as const;
+
+const DYN_TASK_ID = /^[1-9][0-9]{0,19}$/;
+
+/** Dyn takes any positive task id the gateway accepts; re-checked before it reaches a URL. */
+export function dynTaskIdProblem(taskId: string): string | undefined {
+  return DYN_TASK_ID.test(taskId) ? undefined : 'must be a positive integer of at most 20 digits';
+}
+
+/** `Retry-After` in seconds, from delta-seconds or an HTTP date. */
+export function parseRetryAfter(header: string | undefined, now = Date.now()): number | undefined {
+  if (header === undefined) return undefined;
+  if (/^\s*\d+\s*$/.test(header)) return Number(header);
+  const at = Date.parse(header);
+  return Number.isNaN(at) ? undefined : Math.max(0, Math.ceil((at - now) / 1000));
+}
+
+/** The two calls a transport makes for a cancel; everything else is shared. */
+export interface DynExchange {
+  cancel(taskId: string, token: string, ctx: CallContext): Promise<DynClassification>;
+  poll(jobId: string, token: string, ctx: CallContext): Promise<DynClassification>;
+}
+
+export interface DynFlowOptions {
+  sessions: SessionPool;
+  bucket: TokenBucket;
+  exchange: DynExchange;
+  jobPollIntervalMs: number;
+  jobTimeoutMs: number;
+}
+
+/**
+ * One cancel against Dyn, whatever the transport: our rate limit and the upstream's 429 back-off,
+ * a session of its own, one re-login and one retry on a session error, and job polling when Dyn
+ * accepted the cancel as a job (the cancel itself is never sent twice after that).
+ */
+export function createDynCanceller(
+  options: DynFlowOptions,
+): (taskId: string, ctx: CallContext) => Promise<ProviderOutcome> {
+  const { sessions, bucket, exchange } = options;
+  let backoffUntil = 0;
+
+  async function pollJob(
+    jobId: string,
+    lease: SessionLease,
+    ctx: CallContext,
+  ): Promise<ProviderOutcome> {
+    const scope = scopedTimeout(ctx.signal, options.jobTimeoutMs);
+    const pollCtx: CallContext = { ...ctx, signal: scope.signal };
+    try {
+      const signal: AbortSignal = scope.signal;
+      while (!signal.aborted) {
+        await delay(options.jobPollIntervalMs, signal);
+        if (isAborted(signal) || !(await bucket.take(signal))) break;
+        const result = await exchange.poll(jobId, lease.token, pollCtx);
+        if (result.kind === 'incomplete') continue;
+        if (result.kind === 'auth_expired') {
+          // Job ids live only as long as their session: nothing can confirm this one now.
+          lease.invalidate();
+          return jobNotConfirmed(jobId, 'the session ended while polling');
+        }
+        const outcome = result.outcome;
+        if (outcome.outcome === 'timeout') break;
+        // A lost poll says nothing about the job; ask again until the job deadline.
+        if (outcome.outcome === 'unavailable' || outcome.outcome === 'rate_limited') continue;
+        lease.release();
+        return outcome;
+      }
+      // The job may still be running on this session: do not hand the session to another request.
+      lease.invalidate(true);
+      return jobNotConfirmed(jobId, 'no final status before the deadline');
+    } finally {
+      scope.dispose();
+    }
+  }
+
+  return async function cancel(taskId, ctx) {
+    const now = Date.now();
+    if (backoffUntil > now) {
+      return failed(
+        'rate_limited',
+        'UPSTREAM_RATE_LIMITED',
+        'Dyn rate limit: backing off after an HTTP 429',
+        {
+          retryAfterSeconds: Math.ceil((backoffUntil - now) / 1000),
+          notSent: true,
+        },
+      );
+    }
+    const waitMs = bucket.tryTake();
+    if (waitMs > 0) {
+      return failed(
+        'rate_limited',
+        'RATE_LIMITED',
+        "the provider's rate limit (rateLimitPerSecond) holds",
+        {
+          retryAfterSeconds: Math.max(1, Math.ceil(waitMs / 1000)),
+          notSent: true,
+        },
+      );
+    }
+    for (let attempt = 1; ; attempt++) {
+      const acquired = await sessions.acquire(ctx.signal);
+      if (!acquired.ok) return acquired.outcome;
+      const lease = acquired.lease;
+      const result = await exchange.cancel(taskId, lease.token, ctx);
+      if (result.kind === 'auth_expired') {
+        lease.invalidate();
+        ctx.log.info(
+          { attempt, info: result.detail.info },
+          'Dyn session rejected; logging in again',
+        );
+        if (attempt === 1 && (await bucket.take(ctx.signal))) continue;
+        return failed(
+          'upstream_error',
+          'UPSTREAM_AUTH_FAILED',
+          'Dyn rejected a freshly opened session',
+          {
+            upstream: {
+              code: result.detail.errCd ?? 'UNKNOWN',
+              ...(result.detail.info === undefined ? {} : { message: result.detail.info }),
+            },
+          },
+        );
+      }
+      if (result.kind === 'incomplete') {
+        ctx.log.debug({ jobId: result.jobId }, 'Dyn accepted the cancel as a job; polling');
+        return pollJob(result.jobId, lease, ctx);
+      }
+      const outcome = result.outcome;
+      if (outcome.outcome === 'timeout') lease.invalidate(true);
+      else lease.release();
+      if (outcome.outcome === 'rate_limited' && outcome.retryAfterSeconds !== undefined) {
+        backoffUntil = Date.now() + outcome.retryAfterSeconds * 1000;
+      }
+      return outcome;
+    }
+  };
+}
+
+function jobNotConfirmed(jobId: string, why: string): ProviderOutcome {
+  return failed(
+    'timeout',
+    'JOB_NOT_CONFIRMED',
+    `Dyn accepted the cancel as job ${jobId} but ${why}; whether the cancel completed is unknown`,
+    { upstream: { code: 'JOB_INCOMPLETE', message: `job ${jobId}` } },
+  );
+}
+
+/** Read through a call so that the compiler does not assume an earlier check still holds. */
+function isAborted(signal: AbortSignal): boolean {
+  return signal.aborted;
+}

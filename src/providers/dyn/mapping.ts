@@ -1,0 +1,322 @@
+import { failed, type ProviderOutcome } from '../../core/provider-outcome';
+import type { UnifiedTask } from '../../core/task';
+
+/**
+ * Dyn's response envelope, the same for REST (upper-case message keys) and SOAP (lower-case),
+ * normalised. Pure: no I/O here; REST and SOAP transports both feed this module.
+ */
+export interface DynMessage {
+  source?: string;
+  lvl?: string;
+  /** `null` on informational lines; absent altogether on some responses (dyn-python #133). */
+  errCd?: string | null;
+  info?: string;
+}
+
+export interface DynEnvelope {
+  status: string;
+  data: unknown;
+  jobId?: string;
+  msgs: DynMessage[];
+}
+
+/** What one Dyn answer means for a cancel. */
+export type DynClassification =
+  | { kind: 'outcome'; outcome: ProviderOutcome }
+  /** Accepted as a job: poll it, never resend the cancel. */
+  | { kind: 'incomplete'; jobId: string }
+  /** The session is gone (expired, idle, IP change, busy): log in again once, retry once. */
+  | { kind: 'auth_expired'; detail: DynMessage };
+
+/** Dyn's default when a 429 carries no Retry-After: "for up to sixty seconds". */
+export const DYN_RATE_LIMIT_RETRY_AFTER_SECONDS = 60;
+
+/** Task states after which a cancel cannot apply. */
+const FINAL_TASK_STATES = new Set(['complete', 'failed', 'canceled', 'cancelled']);
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return value !== null && typeof value === 'object' && !Array.isArray(value);
+}
+
+function text(value: unknown): string | undefined {
+  if (typeof value === 'string') return value;
+  if (typeof value === 'number' && Number.isFinite(value)) return String(value);
+  return undefined;
+}
+
+function pick(record: Record<string, unknown>, upper: string): unknown {
+  return upper in record ? record[upper] : record[upper.toLowerCase()];
+}
+
+function toMessage(raw: unknown): DynMessage | undefined {
+  if (!isRecord(raw)) return undefined;
+  const msg: DynMessage = {};
+  const source = text(pick(raw, 'SOURCE'));
+  const lvl = text(pick(raw, 'LVL'));
+  const info = text(pick(raw, 'INFO'));
+  if (source !== undefined) msg.source = source;
+  if (lvl !== undefined) msg.lvl = lvl.toUpperCase();
+  if (info !== undefined) msg.info = info;
+  if ('ERR_CD' in raw || 'err_cd' in raw) {
+    const errCd = pick(raw, 'ERR_CD');
+    // SOAP renders a null err_cd as an empty element.
+    msg.errCd = typeof errCd === 'string' && errCd !== '' ? errCd : null;
+  }
+  return msg;
+}
+
+/**
+ * Reads a Dyn envelope from parsed JSON (REST) or node-soap output (SOAP). Accepts the legacy
+ * one-element array wrapping. Returns undefined when the value is not an envelope at all.
+ */
+export function readEnvelope(value: unknown): DynEnvelope | undefined {
+  const raw = Array.isArray(value) && value.length === 1 ? (value[0] as unknown) : value;
+  if (!isRecord(raw)) return undefined;
+  const status = text(raw.status);
+  if (status === undefined) return undefined;
+  const msgsRaw = raw.msgs;
+  const list: unknown[] = Array.isArray(msgsRaw) ? msgsRaw : msgsRaw === undefined ? [] : [msgsRaw];
+  const env: DynEnvelope = {
+    status: status.toLowerCase(),
+    data: raw.data,
+    msgs: list.map(toMessage).filter((m): m is DynMessage => m !== undefined),
+  };
+  const jobId = text(raw.job_id);
+  if (jobId !== undefined && jobId !== '') env.jobId = jobId;
+  return env;
+}
+
+/** The message that explains a failure (reference §6.2): first ERROR, else first with a code. */
+export function primaryMessage(msgs: readonly DynMessage[]): DynMessage | undefined {
+  return (
+    msgs.find((m) => m.lvl === 'ERROR' || m.lvl === 'FATAL') ??
+    msgs.find((m) => typeof m.errCd === 'string') ??
+    msgs[0]
+  );
+}
+
+function epochToIso(value: unknown): string | undefined {
+  const seconds =
+    typeof value === 'number'
+      ? value
+      : typeof value === 'string' && /^\d+$/.test(value)
+        ? Number(value)
+        : NaN;
+  if (!Number.isFinite(seconds) || seconds <= 0) return undefined;
+  const date = new Date(seconds * 1000);
+  return Number.isNaN(date.getTime()) ? undefined : date.toISOString();
+}
+
+function toInt(value: unknown): number | undefined {
+  if (typeof value === 'number' && Number.isInteger(value)) return value;
+  if (typeof value === 'string' && /^-?\d+$/.test(value)) return Number(value);
+  return undefined;
+}
+
+/** Dyn `TaskData` → unified `task` (contract §4). Undefined when `data` is not a task. */
+export function toUnifiedTask(data: unknown): UnifiedTask | undefined {
+  if (!isRecord(data)) return undefined;
+  const id = text(data.task_id);
+  if (id === undefined) return undefined;
+  const task: UnifiedTask = { id };
+  const name = text(data.name);
+  const zone = text(data.zone_name);
+  const customer = text(data.customer_name);
+  const status = text(data.status);
+  const message = text(data.message);
+  const stepCount = toInt(data.step_count);
+  const totalSteps = toInt(data.total_steps);
+  const createdAt = epochToIso(data.created_ts);
+  const modifiedAt = epochToIso(data.modified_ts);
+  if (name !== undefined) task.name = name;
+  if (zone !== undefined) task.zone = zone;
+  if (customer !== undefined) task.customer = customer;
+  if (status !== undefined) task.status = status;
+  if (stepCount !== undefined) task.stepCount = stepCount;
+  if (totalSteps !== undefined) task.totalSteps = totalSteps;
+  const blocking = data.blocking;
+  if (blocking === 'Y' || blocking === 'y' || blocking === true) task.blocking = true;
+  else if (blocking === 'N' || blocking === 'n' || blocking === false) task.blocking = false;
+  if (message !== undefined) task.message = message;
+  if (createdAt !== undefined) task.createdAt = createdAt;
+  if (modifiedAt !== undefined) task.modifiedAt = modifiedAt;
+  return task;
+}
+
+function upstreamOf(msg: DynMessage | undefined): { code: string; message?: string } {
+  const code = typeof msg?.errCd === 'string' ? msg.errCd : 'UNKNOWN';
+  return msg?.info === undefined ? { code } : { code, message: msg.info };
+}
+
+/** True for the session errors that a fresh login cures (reference §2.6, §6.3). */
+export function isSessionError(msg: DynMessage | undefined): boolean {
+  const info = msg?.info?.trimStart() ?? '';
+  return info.startsWith('login:') || info.startsWith('token:');
+}
+
+/**
+ * Classifies one Dyn answer to a cancel (or to a job poll, which returns the cancel's envelope).
+ * `httpStatus` matters only where the body says nothing usable; `retryAfterSeconds` is the
+ * upstream's header when it sent one.
+ */
+export function classifyCancel(
+  httpStatus: number,
+  env: DynEnvelope | undefined,
+  retryAfterSeconds?: number,
+): DynClassification {
+  const out = (outcome: ProviderOutcome): DynClassification => ({ kind: 'outcome', outcome });
+  if (httpStatus === 429) {
+    return out(
+      failed('rate_limited', 'UPSTREAM_RATE_LIMITED', 'Dyn rate limit reached (HTTP 429)', {
+        retryAfterSeconds: retryAfterSeconds ?? DYN_RATE_LIMIT_RETRY_AFTER_SECONDS,
+        upstream: { code: 'HTTP 429' },
+        notSent: true,
+      }),
+    );
+  }
+  if (env === undefined) {
+    if (httpStatus >= 500) {
+      return out(
+        failed('unavailable', 'UPSTREAM_UNAVAILABLE', `Dyn answered HTTP ${httpStatus}`, {
+          upstream: { code: `HTTP ${httpStatus}` },
+        }),
+      );
+    }
+    return out(
+      failed(
+        'upstream_error',
+        'UPSTREAM_BAD_RESPONSE',
+        `Dyn answered HTTP ${httpStatus} without a usable body`,
+        {
+          upstream: { code: `HTTP ${httpStatus}` },
+        },
+      ),
+    );
+  }
+  if (env.status === 'incomplete') {
+    if (env.jobId === undefined) {
+      return out(
+        failed(
+          'upstream_error',
+          'UPSTREAM_BAD_RESPONSE',
+          'Dyn answered "incomplete" without a job id',
+        ),
+      );
+    }
+    return { kind: 'incomplete', jobId: env.jobId };
+  }
+  if (env.status === 'success') {
+    const task = toUnifiedTask(env.data);
+    // Dyn said success: that is the confirmation, whatever status the task object shows now.
+    return out(task === undefined ? { outcome: 'canceled' } : { outcome: 'canceled', task });
+  }
+
+  const primary = primaryMessage(env.msgs);
+  const upstream = upstreamOf(primary);
+  const task = toUnifiedTask(env.data);
+  const withTask = task === undefined ? {} : { task };
+  if (isSessionError(primary)) return { kind: 'auth_expired', detail: primary ?? {} };
+  if (httpStatus >= 500) {
+    return out(
+      failed('unavailable', 'UPSTREAM_UNAVAILABLE', `Dyn answered HTTP ${httpStatus}`, {
+        upstream,
+      }),
+    );
+  }
+  if (task?.status !== undefined && FINAL_TASK_STATES.has(task.status.toLowerCase())) {
+    return out(
+      failed('conflict', 'TASK_ALREADY_FINISHED', `the task is already ${task.status}`, {
+        upstream,
+        ...withTask,
+      }),
+    );
+  }
+  switch (primary?.errCd) {
+    case 'NOT_FOUND':
+      return out(
+        failed('not_found', 'TASK_NOT_FOUND', 'Dyn says the task does not exist', { upstream }),
+      );
+    case 'ILLEGAL_OPERATION':
+    case 'OPERATION_FAILED':
+      return out(
+        failed(
+          'conflict',
+          'TASK_NOT_CANCELABLE',
+          'Dyn refused to cancel the task in its current state',
+          {
+            upstream,
+            ...withTask,
+          },
+        ),
+      );
+    case 'INVALID_DATA':
+    case 'MISSING_DATA':
+    case 'INVALID_REQUEST':
+      return out(
+        failed('rejected', 'UPSTREAM_REJECTED', 'Dyn refused the request as invalid', { upstream }),
+      );
+    case 'PERMISSION_DENIED':
+      return out(
+        failed(
+          'upstream_error',
+          'UPSTREAM_AUTH_FAILED',
+          "Dyn refused the gateway's account permission for this task",
+          {
+            upstream,
+          },
+        ),
+      );
+    case 'SERVICE_UNAVAILABLE':
+      return out(
+        failed('unavailable', 'UPSTREAM_UNAVAILABLE', 'Dyn says the service is unavailable', {
+          upstream,
+          notSent: true,
+        }),
+      );
+    case 'RATE_LIMIT_EXCEEDED':
+      return out(
+        failed('rate_limited', 'UPSTREAM_RATE_LIMITED', 'Dyn rate limit reached', {
+          upstream,
+          retryAfterSeconds: retryAfterSeconds ?? DYN_RATE_LIMIT_RETRY_AFTER_SECONDS,
+          notSent: true,
+        }),
+      );
+    default:
+      return out(
+        failed('upstream_error', 'UPSTREAM_FAULT', `Dyn answered ${upstream.code}`, { upstream }),
+      );
+  }
+}
+
+/** What a login answer means: a token, or the outcome to report (never echoing credentials). */
+export type LoginClassification =
+  { ok: true; token: string } | { ok: false; outcome: ProviderOutcome; badCredentials: boolean };
+
+export function classifyLogin(
+  httpStatus: number,
+  env: DynEnvelope | undefined,
+  retryAfterSeconds?: number,
+): LoginClassification {
+  if (env?.status === 'success' && isRecord(env.data)) {
+    const token = text(env.data.token);
+    if (token !== undefined && token !== '') return { ok: true, token };
+  }
+  const base = classifyCancel(httpStatus, env, retryAfterSeconds);
+  if (
+    base.kind === 'outcome' &&
+    (base.outcome.outcome === 'rate_limited' || base.outcome.outcome === 'unavailable')
+  ) {
+    return { ok: false, outcome: base.outcome, badCredentials: false };
+  }
+  const primary = env === undefined ? undefined : primaryMessage(env.msgs);
+  return {
+    ok: false,
+    badCredentials: env !== undefined,
+    outcome: failed(
+      'upstream_error',
+      'UPSTREAM_AUTH_FAILED',
+      "Dyn refused the gateway's credentials (login failed); check the provider's customerName/userName/password",
+      { upstream: upstreamOf(primary) },
+    ),
+  };
+}

@@ -1,0 +1,194 @@
+import { Pool } from 'undici';
+import type { DynRestProviderConfig } from '../../config/schema';
+import { failed, type ProviderOutcome } from '../../core/provider-outcome';
+import { createTokenBucket } from '../../resilience/token-bucket';
+import type { CallContext, Provider } from '../provider';
+import { readCapped } from '../read-body';
+import { classifyTransportError } from '../transport-errors';
+import { classifyCancel, classifyLogin, readEnvelope, type DynClassification } from './mapping';
+import {
+  DYN_DEFAULTS,
+  createDynCanceller,
+  dynTaskIdProblem,
+  parseRetryAfter,
+  type DynExchange,
+} from './flow';
+import { createSessionPool, type SessionTransport } from './session';
+
+/** One HTTP exchange with Dyn REST, or the transport failure that replaced it. */
+type RestAnswer =
+  | { ok: true; status: number; location?: string; retryAfter?: string; json: unknown }
+  | { ok: false; outcome: ProviderOutcome };
+
+const JOB_PATH = /\/Job\/(\d+)/i;
+
+/** The Dyn Managed DNS REST API: sessions, `DELETE /Task/<id>/`, 307/incomplete job polling. */
+export function createDynRestProvider(name: string, cfg: DynRestProviderConfig): Provider {
+  const base = new URL(cfg.baseUrl);
+  const basePath = base.pathname.replace(/\/+$/, '');
+  const maxResponseBytes = cfg.maxResponseBytes ?? DYN_DEFAULTS.maxResponseBytes;
+  const maxSessions = cfg.maxSessions ?? DYN_DEFAULTS.maxSessions;
+  // Redirects are never followed by undici's Pool: a 307 here means "accepted, poll the job", and
+  // following it would resend the DELETE without the Auth-Token (Dyn then answers 406).
+  const pool = new Pool(base.origin, {
+    connections: cfg.maxConcurrent ?? maxSessions * 2,
+    keepAliveTimeout: 4_000,
+    headersTimeout: 600_000,
+    bodyTimeout: 600_000,
+  });
+  const what = `Dyn REST "${name}"`;
+
+  async function call(
+    method: 'GET' | 'POST' | 'DELETE',
+    path: string,
+    options: { token?: string; body?: string; requestId?: string; signal: AbortSignal },
+  ): Promise<RestAnswer> {
+    const headers: Record<string, string> = {
+      'content-type': 'application/json',
+      accept: 'application/json',
+    };
+    if (options.token !== undefined) headers['auth-token'] = options.token;
+    if (options.requestId !== undefined) headers['x-request-id'] = options.requestId;
+    let response;
+    try {
+      response = await pool.request({
+        method,
+        path: `${basePath}${path}`,
+        headers,
+        body: options.body ?? null,
+        signal: options.signal,
+      });
+    } catch (err) {
+      return { ok: false, outcome: classifyTransportError(err, options.signal, what) };
+    }
+    let read;
+    try {
+      read = await readCapped(response.body, response.headers, maxResponseBytes);
+    } catch (err) {
+      if (options.signal.aborted)
+        return { ok: false, outcome: classifyTransportError(err, options.signal, what) };
+      return {
+        ok: false,
+        outcome: failed(
+          'upstream_error',
+          'UPSTREAM_BAD_RESPONSE',
+          `${what} closed the connection in the middle of its answer`,
+        ),
+      };
+    }
+    if (!read.ok) {
+      return {
+        ok: false,
+        outcome: failed(
+          'upstream_error',
+          'UPSTREAM_RESPONSE_TOO_LARGE',
+          `${what} answered more than ${maxResponseBytes} bytes`,
+        ),
+      };
+    }
+    let json: unknown;
+    const type = String(response.headers['content-type'] ?? '');
+    // A 307's body is the job path as text/html; only JSON bodies are envelopes.
+    if (type.includes('json') || /^\s*[[{]/.test(read.text)) {
+      try {
+        json = JSON.parse(read.text) as unknown;
+      } catch {
+        json = undefined;
+      }
+    }
+    const answer: RestAnswer = { ok: true, status: response.statusCode, json };
+    const location = response.headers.location;
+    if (typeof location === 'string') answer.location = location;
+    else if (response.statusCode === 307 && JOB_PATH.test(read.text))
+      answer.location = read.text.trim();
+    const retryAfter = response.headers['retry-after'];
+    if (typeof retryAfter === 'string') answer.retryAfter = retryAfter;
+    return answer;
+  }
+
+  function classify(answer: Extract<RestAnswer, { ok: true }>): DynClassification {
+    if (answer.status === 307) {
+      const jobId = answer.location === undefined ? undefined : JOB_PATH.exec(answer.location)?.[1];
+      if (jobId !== undefined) return { kind: 'incomplete', jobId };
+      return {
+        kind: 'outcome',
+        outcome: failed(
+          'upstream_error',
+          'UPSTREAM_BAD_RESPONSE',
+          'Dyn redirected without a job path',
+        ),
+      };
+    }
+    return classifyCancel(
+      answer.status,
+      readEnvelope(answer.json),
+      parseRetryAfter(answer.retryAfter),
+    );
+  }
+
+  const transport: SessionTransport = {
+    async login(signal) {
+      const body = JSON.stringify({
+        customer_name: cfg.customerName,
+        user_name: cfg.userName,
+        password: cfg.password,
+      });
+      const answer = await call('POST', '/Session/', { body, signal });
+      if (!answer.ok) return { ok: false, outcome: answer.outcome, badCredentials: false };
+      return classifyLogin(
+        answer.status,
+        readEnvelope(answer.json),
+        parseRetryAfter(answer.retryAfter),
+      );
+    },
+    async logout(token, signal) {
+      await call('DELETE', '/Session/', { token, signal });
+    },
+  };
+  const sessions = createSessionPool(transport, {
+    maxSessions,
+    loginBackoffMs: cfg.loginBackoffMs ?? DYN_DEFAULTS.loginBackoffMs,
+    loginTimeoutMs: DYN_DEFAULTS.loginTimeoutMs,
+  });
+  const bucket = createTokenBucket(
+    cfg.rateLimit?.perSecond ?? cfg.rateLimitPerSecond ?? DYN_DEFAULTS.rateLimitPerSecond,
+  );
+
+  const exchange: DynExchange = {
+    async cancel(taskId, token, ctx) {
+      const answer = await call('DELETE', `/Task/${encodeURIComponent(taskId)}/`, {
+        token,
+        requestId: ctx.requestId,
+        signal: ctx.signal,
+      });
+      return answer.ok ? classify(answer) : { kind: 'outcome', outcome: answer.outcome };
+    },
+    async poll(jobId, token, ctx) {
+      const answer = await call('GET', `/Job/${encodeURIComponent(jobId)}/`, {
+        token,
+        requestId: ctx.requestId,
+        signal: ctx.signal,
+      });
+      return answer.ok ? classify(answer) : { kind: 'outcome', outcome: answer.outcome };
+    },
+  };
+
+  const canceller = createDynCanceller({
+    sessions,
+    bucket,
+    exchange,
+    jobPollIntervalMs: cfg.jobPollIntervalMs ?? DYN_DEFAULTS.jobPollIntervalMs,
+    jobTimeoutMs: cfg.jobTimeoutMs ?? DYN_DEFAULTS.jobTimeoutMs,
+  });
+
+  return {
+    name,
+    protocol: 'dyn-rest',
+    checkTaskId: dynTaskIdProblem,
+    cancel: (taskId: string, ctx: CallContext) => canceller(taskId, ctx),
+    async close() {
+      await sessions.close();
+      await pool.close();
+    },
+  };
+}

@@ -1,0 +1,212 @@
+import type { ProviderOutcome } from '../../core/provider-outcome';
+
+/** How one transport (REST or SOAP) opens and closes Dyn sessions. */
+export interface SessionTransport {
+  /** Logs in; a failure comes back as an outcome, `badCredentials` when Dyn refused them. */
+  login(
+    signal: AbortSignal,
+  ): Promise<
+    { ok: true; token: string } | { ok: false; outcome: ProviderOutcome; badCredentials: boolean }
+  >;
+  /** Logs out; errors are swallowed by the pool. */
+  logout(token: string, signal: AbortSignal): Promise<void>;
+}
+
+/** A session held by one request; Dyn allows one running job per session. */
+export interface SessionLease {
+  readonly token: string;
+  /** Gives the session back for reuse. */
+  release(): void;
+  /** Drops the session (expired or broken); it is not reused. `logout` when it may still live. */
+  invalidate(logout?: boolean): void;
+}
+
+export type AcquireResult =
+  { ok: true; lease: SessionLease } | { ok: false; outcome: ProviderOutcome };
+
+export interface SessionPoolOptions {
+  /** Most sessions open at once (each in-flight request holds one). */
+  maxSessions: number;
+  /** After Dyn refuses the credentials, no login is tried for this long. */
+  loginBackoffMs: number;
+  /** One login attempt may take this long; it is not tied to any one request's deadline. */
+  loginTimeoutMs: number;
+  now?: () => number;
+}
+
+export interface SessionPool {
+  /** A session of its own for one request: idle, newly logged in, or after a wait. */
+  acquire(signal: AbortSignal): Promise<AcquireResult>;
+  /** Sessions open now (idle + leased); for tests and readiness. */
+  size(): number;
+  /** Logs out every session; leased ones are logged out as they come back. */
+  close(): Promise<void>;
+}
+
+interface Waiter {
+  resolve(result: AcquireResult | undefined): void;
+  signal: AbortSignal;
+}
+
+/**
+ * Lazy, single-flight session pool. At most one login is in flight at a time, and a login's
+ * session goes to the first waiting request, so a burst grows the pool one login at a time up to
+ * `maxSessions` instead of hammering Dyn. A refused login is remembered for `loginBackoffMs`, so a
+ * bad password cannot lock the account by repetition.
+ */
+export function createSessionPool(
+  transport: SessionTransport,
+  options: SessionPoolOptions,
+): SessionPool {
+  const now = options.now ?? (() => Date.now());
+  const idle: string[] = [];
+  let leased = 0;
+  let loggingIn = false;
+  let closed = false;
+  let refused: { until: number; outcome: ProviderOutcome } | undefined;
+  const waiters: Waiter[] = [];
+  const closeController = new AbortController();
+
+  const logout = (token: string): void => {
+    void transport.logout(token, AbortSignal.timeout(5_000)).catch(() => undefined);
+  };
+
+  function lease(token: string): SessionLease {
+    leased++;
+    let done = false;
+    const finish = (reuse: boolean, logoutDropped = false): void => {
+      if (done) return;
+      done = true;
+      leased--;
+      if (!reuse && logoutDropped) logout(token);
+      if (closed) {
+        if (reuse) logout(token);
+        return;
+      }
+      if (reuse) give(token);
+      else pump();
+    };
+    return {
+      token,
+      release: () => {
+        finish(true);
+      },
+      invalidate: (logoutDropped = false) => {
+        finish(false, logoutDropped);
+      },
+    };
+  }
+
+  /** Hands a free session to the first live waiter, or parks it. */
+  function give(token: string): void {
+    for (let w = waiters.shift(); w !== undefined; w = waiters.shift()) {
+      if (!w.signal.aborted) {
+        w.resolve({ ok: true, lease: lease(token) });
+        pump();
+        return;
+      }
+      w.resolve(undefined);
+    }
+    idle.push(token);
+  }
+
+  /** Starts a login when requests wait and the pool has room. */
+  function pump(): void {
+    while (waiters.length > 0 && waiters[0]?.signal.aborted === true)
+      waiters.shift()?.resolve(undefined);
+    if (closed || loggingIn || waiters.length === 0) return;
+    if (idle.length + leased >= options.maxSessions) return;
+    if (refused !== undefined && now() < refused.until) {
+      const outcome = refused.outcome;
+      for (let w = waiters.shift(); w !== undefined; w = waiters.shift())
+        w.resolve({ ok: false, outcome });
+      return;
+    }
+    loggingIn = true;
+    transport
+      .login(AbortSignal.any([closeController.signal, AbortSignal.timeout(options.loginTimeoutMs)]))
+      .then(
+        (result) => {
+          loggingIn = false;
+          if (result.ok) {
+            refused = undefined;
+            if (closed) logout(result.token);
+            else give(result.token);
+            return;
+          }
+          if (result.badCredentials)
+            refused = { until: now() + options.loginBackoffMs, outcome: result.outcome };
+          // A failed login answers every request waiting right now: they would only repeat it.
+          for (let w = waiters.shift(); w !== undefined; w = waiters.shift())
+            w.resolve({ ok: false, outcome: result.outcome });
+        },
+        (err: unknown) => {
+          loggingIn = false;
+          // A transport that throws is a bug, not an answer: fail the waiters rather than loop.
+          const outcome: ProviderOutcome = {
+            outcome: 'upstream_error',
+            error: {
+              code: 'UPSTREAM_BAD_RESPONSE',
+              message: `Dyn login failed: ${err instanceof Error ? err.message : String(err)}`,
+            },
+          };
+          for (let w = waiters.shift(); w !== undefined; w = waiters.shift())
+            w.resolve({ ok: false, outcome });
+        },
+      );
+  }
+
+  return {
+    acquire(signal) {
+      if (closed)
+        return Promise.resolve({
+          ok: false,
+          outcome: {
+            outcome: 'unavailable',
+            error: { code: 'DRAINING', message: 'the provider is closing' },
+          },
+        });
+      const token = idle.pop();
+      if (token !== undefined) return Promise.resolve({ ok: true, lease: lease(token) });
+      if (refused !== undefined && now() < refused.until)
+        return Promise.resolve({ ok: false, outcome: refused.outcome });
+      return new Promise<AcquireResult>((resolve) => {
+        const onAbort = (): void => {
+          const index = waiters.indexOf(waiter);
+          if (index >= 0) waiters.splice(index, 1);
+          resolve({
+            ok: false,
+            outcome: {
+              outcome: 'timeout',
+              error: {
+                code: 'UPSTREAM_TIMEOUT',
+                message: 'no Dyn session became free before the deadline; the cancel was not sent',
+              },
+              notSent: true,
+            },
+          });
+        };
+        const waiter: Waiter = {
+          signal,
+          resolve: (result) => {
+            signal.removeEventListener('abort', onAbort);
+            if (result === undefined) onAbort();
+            else resolve(result);
+          },
+        };
+        waiters.push(waiter);
+        signal.addEventListener('abort', onAbort, { once: true });
+        pump();
+      });
+    },
+    size: () => idle.length + leased,
+    async close() {
+      if (closed) return;
+      closed = true;
+      closeController.abort();
+      for (let w = waiters.shift(); w !== undefined; w = waiters.shift()) w.resolve(undefined);
+      const tokens = idle.splice(0);
+      await Promise.allSettled(tokens.map((t) => transport.logout(t, AbortSignal.timeout(5_000))));
+    },
+  };
+}

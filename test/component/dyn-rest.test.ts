@@ -1,0 +1,481 @@
+import type { RecordedCall } from '../../src/simulators/http-util';
+import { startDynRestSimulator, type DynRestSimulator } from '../../src/simulators/dyn-rest';
+import { postJson, startTestGateway, type TestGateway } from '../helpers/gateway';
+import { expectUnifiedShape } from '../helpers/shape';
+
+const PASSWORD = 'sim-password';
+
+let sim: DynRestSimulator;
+let gateway: TestGateway;
+const seen: { status: number; text: string }[] = [];
+
+/** Every provider here points at the same simulator; each test gets a fresh gateway and sim. */
+function config(sim: DynRestSimulator): Record<string, unknown> {
+  const dyn = {
+    type: 'dyn-rest',
+    baseUrl: sim.baseUrl,
+    customerName: 'acme',
+    userName: 'api-user',
+    password: '${DYN_PASSWORD}',
+    jobPollIntervalMs: 20,
+    jobTimeoutMs: 400,
+    // Dyn's default 5/s is exercised by 'dns-throttled'; here it would only make tests timing-bound.
+    rateLimitPerSecond: 10_000,
+  };
+  return {
+    server: { requestTimeoutMs: 5000 },
+    providers: {
+      'dns-rest': dyn,
+      'dns-wrong-password': { ...dyn, password: 'not-the-password' },
+      'dns-throttled': { ...dyn, rateLimitPerSecond: 0.01 },
+      'dns-one-session': { ...dyn, maxSessions: 1 },
+    },
+    routes: {
+      dns: { provider: 'dns-rest' },
+      'dns-fast': { provider: 'dns-rest', timeoutMs: 300 },
+      'dns-bad-creds': { provider: 'dns-wrong-password' },
+      'dns-throttled': { provider: 'dns-throttled' },
+      'dns-single': { provider: 'dns-one-session' },
+    },
+  };
+}
+
+beforeEach(async () => {
+  sim = await startDynRestSimulator({ password: PASSWORD });
+  gateway = await startTestGateway(config(sim), { DYN_PASSWORD: PASSWORD });
+  seen.length = 0;
+});
+
+afterEach(async () => {
+  await gateway.close();
+  await sim.close();
+});
+
+async function cancel(
+  target: string,
+  taskId: string | number,
+  headers: Record<string, string> = {},
+) {
+  const res = await postJson(`${gateway.url}/cancel`, { target, taskId }, headers);
+  seen.push({ status: res.status, text: JSON.stringify(res.body) });
+  expectUnifiedShape(res.body, res.status);
+  return res;
+}
+
+const logins = (): RecordedCall[] => sim.callsTo('POST', '/REST/Session');
+const deletes = (taskId?: string | number): RecordedCall[] =>
+  sim.callsTo('DELETE', taskId === undefined ? '/REST/Task/' : `/REST/Task/${String(taskId)}/`);
+const polls = (): RecordedCall[] => sim.callsTo('GET', '/REST/Job/');
+const logouts = (): RecordedCall[] => sim.callsTo('DELETE', '/REST/Session');
+const tokenOf = (call: RecordedCall | undefined): string => String(call?.headers['auth-token']);
+
+describe('canceled', () => {
+  it('logs in once, sends DELETE /REST/Task/<id>/ with the token and JSON type, maps the task', async () => {
+    const res = await cancel('dns', '39120953', { 'x-request-id': 'req-dyn-1' });
+    expect(res.status).toBe(200);
+    expect(res.body).toMatchObject({
+      ok: true,
+      outcome: 'canceled',
+      retryable: false,
+      requestId: 'req-dyn-1',
+      target: 'dns',
+      provider: 'dns-rest',
+      protocol: 'dyn-rest',
+      taskId: '39120953',
+    });
+    expect(res.body.task).toEqual({
+      id: '39120953',
+      name: 'ProvisionZone',
+      zone: 'example.com',
+      customer: 'acme',
+      status: 'canceled',
+      stepCount: 1,
+      totalSteps: 3,
+      blocking: true,
+      message: '',
+      createdAt: '2017-07-14T02:40:00.000Z',
+      modifiedAt: '2017-07-14T02:40:50.000Z',
+    });
+    expect(res.body.error).toBeUndefined();
+
+    const [login, ...rest] = logins();
+    expect(rest).toHaveLength(0);
+    expect(login?.headers['content-type']).toBe('application/json');
+    expect(JSON.parse(login?.body ?? '')).toEqual({
+      customer_name: 'acme',
+      user_name: 'api-user',
+      password: PASSWORD,
+    });
+    const sent = deletes();
+    expect(sent).toHaveLength(1);
+    expect(sent[0]?.path).toBe('/REST/Task/39120953/');
+    expect(sent[0]?.headers['content-type']).toBe('application/json');
+    expect(sent[0]?.headers['auth-token']).toMatch(/^[A-Za-z0-9+/=]{100,}$/);
+    expect(sent[0]?.headers['x-request-id']).toBe('req-dyn-1');
+  });
+
+  it('accepts an integer taskId and answers with it as a string', async () => {
+    const res = await cancel('dns', 4242);
+    expect(res.body).toMatchObject({ outcome: 'canceled', taskId: '4242', task: { id: '4242' } });
+    expect(deletes(4242)).toHaveLength(1);
+  });
+
+  it('uses one login for many sequential requests', async () => {
+    for (let id = 100; id < 110; id++) {
+      const res = await cancel('dns', id);
+      expect(res.body.outcome).toBe('canceled');
+    }
+    expect(logins()).toHaveLength(1);
+    expect(deletes()).toHaveLength(10);
+    expect(new Set(deletes().map(tokenOf)).size).toBe(1);
+  });
+
+  it('gives concurrent requests their own sessions, opened one login at a time', async () => {
+    for (const id of [201, 202, 203]) sim.setBehaviour(id, { kind: 'hold' });
+    const pending = Promise.all([cancel('dns', 201), cancel('dns', 202), cancel('dns', 203)]);
+    await sim.waitUntil(() => deletes().length === 3);
+    sim.releaseHeld();
+    const results = await pending;
+    expect(results.map((r) => r.body.outcome)).toEqual(['canceled', 'canceled', 'canceled']);
+    const tokens = deletes().map(tokenOf);
+    expect(new Set(tokens).size).toBe(3);
+    expect(logins()).toHaveLength(3);
+  });
+
+  it('queues requests for the one session when maxSessions is 1 rather than sharing it', async () => {
+    sim.setBehaviour(301, { kind: 'hold' });
+    const first = cancel('dns-single', 301);
+    await sim.waitUntil(() => deletes(301).length === 1);
+    const second = cancel('dns-single', 302);
+    // The second request waits for the session: nothing more reaches Dyn until the first is done.
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    expect(deletes(302)).toHaveLength(0);
+    sim.releaseHeld();
+    const results = await Promise.all([first, second]);
+    expect(results.map((r) => r.body.outcome)).toEqual(['canceled', 'canceled']);
+    expect(logins()).toHaveLength(1);
+    expect(new Set(deletes().map(tokenOf)).size).toBe(1);
+  });
+});
+
+describe('business answers', () => {
+  it('maps NOT_FOUND to 404 not_found with the upstream code', async () => {
+    sim.setBehaviour(404001, { kind: 'not-found' });
+    const res = await cancel('dns', 404001);
+    expect(res.status).toBe(404);
+    expect(res.body).toMatchObject({
+      ok: false,
+      outcome: 'not_found',
+      retryable: false,
+      error: {
+        code: 'TASK_NOT_FOUND',
+        upstream: { code: 'NOT_FOUND', message: 'task: No such task' },
+      },
+    });
+  });
+
+  it('maps a task already in a final state to 409 conflict, keeping the task', async () => {
+    sim.setBehaviour(409001, { kind: 'already-complete' });
+    const res = await cancel('dns', 409001);
+    expect(res.status).toBe(409);
+    expect(res.body).toMatchObject({
+      outcome: 'conflict',
+      error: { code: 'TASK_ALREADY_FINISHED', upstream: { code: 'ILLEGAL_OPERATION' } },
+      task: { id: '409001', status: 'complete' },
+    });
+  });
+
+  it('answers a repeat cancel of the same task with 409: Dyn reports it already canceled', async () => {
+    expect((await cancel('dns', 409002)).status).toBe(200);
+    const again = await cancel('dns', 409002);
+    expect(again.status).toBe(409);
+    expect(again.body).toMatchObject({ outcome: 'conflict', task: { status: 'canceled' } });
+  });
+
+  it('maps ILLEGAL_OPERATION to 409 TASK_NOT_CANCELABLE', async () => {
+    sim.setBehaviour(409003, { kind: 'illegal-operation' });
+    const res = await cancel('dns', 409003);
+    expect(res.status).toBe(409);
+    expect(res.body.error).toMatchObject({
+      code: 'TASK_NOT_CANCELABLE',
+      upstream: { code: 'ILLEGAL_OPERATION' },
+    });
+  });
+
+  it('maps INVALID_DATA not about the session to 422 rejected, without a re-login', async () => {
+    sim.setBehaviour(422001, { kind: 'invalid-data' });
+    const res = await cancel('dns', 422001);
+    expect(res.status).toBe(422);
+    expect(res.body).toMatchObject({
+      outcome: 'rejected',
+      error: { code: 'UPSTREAM_REJECTED', upstream: { code: 'INVALID_DATA' } },
+    });
+    expect(logins()).toHaveLength(1);
+  });
+
+  it('reads the legacy one-element-array envelope', async () => {
+    sim.setBehaviour(404002, { kind: 'array-wrapped-error' });
+    const res = await cancel('dns', 404002);
+    expect(res.status).toBe(404);
+    expect(res.body.error.code).toBe('TASK_NOT_FOUND');
+  });
+});
+
+describe('sessions', () => {
+  it('re-logs in exactly once after an expired token and retries the DELETE once', async () => {
+    expect((await cancel('dns', 500)).status).toBe(200);
+    sim.setBehaviour(501, { kind: 'token-expired-once' });
+    const res = await cancel('dns', 501);
+    expect(res.status).toBe(200);
+    expect(res.body.outcome).toBe('canceled');
+    expect(logins()).toHaveLength(2);
+    const sent = deletes(501);
+    expect(sent).toHaveLength(2);
+    expect(tokenOf(sent[0])).not.toBe(tokenOf(sent[1]));
+  });
+
+  it('recovers when every session expired at once (idle logout)', async () => {
+    expect((await cancel('dns', 510)).status).toBe(200);
+    sim.expireAllSessions();
+    const res = await cancel('dns', 511);
+    expect(res.status).toBe(200);
+    expect(logins()).toHaveLength(2);
+    expect(deletes(511)).toHaveLength(2);
+  });
+
+  it('never loops: a second session error ends in 502 after two logins and two DELETEs', async () => {
+    sim.setBehaviour(520, { kind: 'token-expired-always' });
+    const res = await cancel('dns', 520);
+    expect(res.status).toBe(502);
+    expect(res.body).toMatchObject({
+      outcome: 'upstream_error',
+      error: { code: 'UPSTREAM_AUTH_FAILED' },
+    });
+    expect(logins()).toHaveLength(2);
+    expect(deletes(520)).toHaveLength(2);
+  });
+
+  it('treats "session already has a job running" as a session error: new session, one retry', async () => {
+    sim.setBehaviour(530, { kind: 'session-busy' });
+    const res = await cancel('dns', 530);
+    // The simulator answers busy on every session for this task, so the retry fails too.
+    expect(res.status).toBe(502);
+    expect(deletes(530)).toHaveLength(2);
+    expect(logins()).toHaveLength(2);
+  });
+
+  it('reports bad credentials as 502 UPSTREAM_AUTH_FAILED and backs off instead of retrying', async () => {
+    const first = await cancel('dns-bad-creds', 600);
+    expect(first.status).toBe(502);
+    expect(first.body).toMatchObject({
+      outcome: 'upstream_error',
+      error: { code: 'UPSTREAM_AUTH_FAILED', upstream: { code: 'INVALID_DATA' } },
+    });
+    expect(first.body.error.message).toMatch(/credentials/);
+    const second = await cancel('dns-bad-creds', 601);
+    expect(second.status).toBe(502);
+    expect(second.body.error.code).toBe('UPSTREAM_AUTH_FAILED');
+    expect(logins()).toHaveLength(1);
+    expect(deletes()).toHaveLength(0);
+  });
+
+  it('shares one in-flight login between concurrent requests when it fails', async () => {
+    const results = await Promise.all([610, 611, 612].map((id) => cancel('dns-bad-creds', id)));
+    expect(results.map((r) => r.status)).toEqual([502, 502, 502]);
+    expect(logins()).toHaveLength(1);
+  });
+
+  it('logs out every session when the gateway closes', async () => {
+    for (const id of [701, 702]) sim.setBehaviour(id, { kind: 'hold' });
+    const pending = Promise.all([cancel('dns', 701), cancel('dns', 702)]);
+    await sim.waitUntil(() => deletes().length === 2);
+    sim.releaseHeld();
+    await pending;
+    expect(sim.activeSessions()).toBe(2);
+    const tokens = new Set(deletes().map(tokenOf));
+    await gateway.close();
+    expect(new Set(logouts().map(tokenOf))).toEqual(tokens);
+    expect(sim.activeSessions()).toBe(0);
+  });
+});
+
+describe('jobs', () => {
+  it('polls the job after a 307 and never sends the DELETE again', async () => {
+    sim.setBehaviour(800, { kind: 'redirect-job', polls: 2 });
+    const res = await cancel('dns', 800);
+    expect(res.status).toBe(200);
+    expect(res.body).toMatchObject({
+      outcome: 'canceled',
+      task: { id: '800', status: 'canceled' },
+    });
+    expect(deletes(800)).toHaveLength(1);
+    const jobPolls = polls();
+    expect(jobPolls).toHaveLength(3);
+    for (const poll of jobPolls) {
+      expect(poll.path).toMatch(/^\/REST\/Job\/\d+\/$/);
+      expect(poll.headers['auth-token']).toBe(tokenOf(deletes(800)[0]));
+      expect(poll.headers['content-type']).toBe('application/json');
+    }
+  });
+
+  it('polls after a 200 {"status":"incomplete"}', async () => {
+    sim.setBehaviour(801, { kind: 'incomplete-job', polls: 1 });
+    const res = await cancel('dns', 801);
+    expect(res.status).toBe(200);
+    expect(res.body.outcome).toBe('canceled');
+    expect(deletes(801)).toHaveLength(1);
+    expect(polls()).toHaveLength(2);
+  });
+
+  it('answers 504 JOB_NOT_CONFIRMED when the job never finishes, and drops that session', async () => {
+    sim.setBehaviour(802, { kind: 'job-never-finishes' });
+    const res = await cancel('dns', 802);
+    expect(res.status).toBe(504);
+    expect(res.body).toMatchObject({
+      outcome: 'timeout',
+      retryable: true,
+      error: { code: 'JOB_NOT_CONFIRMED' },
+    });
+    expect(res.body.error.message).toMatch(/accepted/);
+    expect(deletes(802)).toHaveLength(1);
+    expect(polls().length).toBeGreaterThanOrEqual(1);
+    const busy = tokenOf(deletes(802)[0]);
+    await sim.waitUntil(() => logouts().some((c) => tokenOf(c) === busy));
+    // The next cancel does not reuse the session whose job may still run.
+    expect((await cancel('dns', 803)).status).toBe(200);
+    expect(tokenOf(deletes(803)[0])).not.toBe(busy);
+  });
+});
+
+describe('capacity and health', () => {
+  it('maps a 429 to rate_limited with the upstream Retry-After, then holds off without calling Dyn', async () => {
+    sim.setBehaviour(900, { kind: 'rate-limited', retryAfterSeconds: 7 });
+    const res = await cancel('dns', 900);
+    expect(res.status).toBe(429);
+    expect(res.headers.get('retry-after')).toBe('7');
+    expect(res.body).toMatchObject({
+      outcome: 'rate_limited',
+      retryable: true,
+      error: { code: 'UPSTREAM_RATE_LIMITED' },
+    });
+    const sentBefore = sim.calls.length;
+    const next = await cancel('dns', 901);
+    expect(next.status).toBe(429);
+    expect(Number(next.headers.get('retry-after'))).toBeGreaterThan(0);
+    expect(Number(next.headers.get('retry-after'))).toBeLessThanOrEqual(7);
+    expect(sim.calls.length).toBe(sentBefore);
+  });
+
+  it("assumes Dyn's documented 60 s when a 429 has no Retry-After", async () => {
+    sim.setBehaviour(910, { kind: 'rate-limited' });
+    const res = await cancel('dns', 910);
+    expect(res.status).toBe(429);
+    expect(res.headers.get('retry-after')).toBe('60');
+  });
+
+  it("enforces the provider's own rateLimitPerSecond without calling Dyn", async () => {
+    expect((await cancel('dns-throttled', 920)).status).toBe(200);
+    const sentBefore = sim.calls.length;
+    const res = await cancel('dns-throttled', 921);
+    expect(res.status).toBe(429);
+    expect(res.body.error.code).toBe('RATE_LIMITED');
+    expect(Number(res.headers.get('retry-after'))).toBeGreaterThan(0);
+    expect(sim.calls.length).toBe(sentBefore);
+  });
+
+  it('maps HTTP 503 to unavailable', async () => {
+    sim.setBehaviour(930, { kind: 'unavailable' });
+    const res = await cancel('dns', 930);
+    expect(res.status).toBe(503);
+    expect(res.body).toMatchObject({
+      outcome: 'unavailable',
+      retryable: true,
+      error: { code: 'UPSTREAM_UNAVAILABLE' },
+    });
+  });
+
+  it('maps SERVICE_UNAVAILABLE to unavailable', async () => {
+    sim.setBehaviour(931, { kind: 'service-unavailable' });
+    const res = await cancel('dns', 931);
+    expect(res.status).toBe(503);
+    expect(res.body.error.upstream.code).toBe('SERVICE_UNAVAILABLE');
+  });
+
+  it('answers 504 when Dyn is slower than the route deadline, then drops that session', async () => {
+    sim.setBehaviour(940, { kind: 'slow', delayMs: 10_000 });
+    const res = await cancel('dns-fast', 940);
+    expect(res.status).toBe(504);
+    expect(res.body).toMatchObject({ outcome: 'timeout', error: { code: 'UPSTREAM_TIMEOUT' } });
+    const slowToken = tokenOf(deletes(940)[0]);
+    await sim.waitUntil(() => logouts().some((c) => tokenOf(c) === slowToken));
+  });
+});
+
+describe('unusable answers', () => {
+  it('follows the first-ERROR rule when ERR_CD is missing', async () => {
+    sim.setBehaviour(950, { kind: 'missing-err-cd' });
+    const res = await cancel('dns', 950);
+    expect(res.status).toBe(502);
+    expect(res.body).toMatchObject({
+      outcome: 'upstream_error',
+      error: {
+        code: 'UPSTREAM_FAULT',
+        upstream: { code: 'UNKNOWN', message: 'task: Something unexpected happened' },
+      },
+    });
+  });
+
+  it('maps PERMISSION_DENIED to 502 UPSTREAM_AUTH_FAILED (our account, not the caller)', async () => {
+    sim.setBehaviour(951, { kind: 'permission-denied' });
+    const res = await cancel('dns', 951);
+    expect(res.status).toBe(502);
+    expect(res.body.error).toMatchObject({
+      code: 'UPSTREAM_AUTH_FAILED',
+      upstream: { code: 'PERMISSION_DENIED' },
+    });
+  });
+
+  it('maps a body that is not JSON to 502 UPSTREAM_BAD_RESPONSE', async () => {
+    sim.setBehaviour(952, { kind: 'malformed' });
+    const res = await cancel('dns', 952);
+    expect(res.status).toBe(502);
+    expect(res.body.error.code).toBe('UPSTREAM_BAD_RESPONSE');
+  });
+});
+
+describe('input and secrets', () => {
+  it.each(['12ab', '0', '-5', '007', '1/../../Session', '99999999999999999999999'])(
+    'refuses taskId %p with 400 and sends nothing to Dyn',
+    async (taskId) => {
+      const res = await cancel('dns', taskId);
+      expect(res.status).toBe(400);
+      expect(res.body.outcome).toBe('invalid_request');
+      expect(sim.calls).toHaveLength(0);
+    },
+  );
+
+  it('never shows the password or a session token in a log line or a response', async () => {
+    sim.setBehaviour(1001, { kind: 'token-expired-once' });
+    sim.setBehaviour(1002, { kind: 'redirect-job' });
+    sim.setBehaviour(1003, { kind: 'not-found' });
+    await cancel('dns', 1000);
+    await cancel('dns', 1001);
+    await cancel('dns', 1002);
+    await cancel('dns', 1003);
+    await cancel('dns-bad-creds', 1004);
+    await gateway.close();
+    const tokens = [
+      ...new Set(
+        sim.calls.map((c) => c.headers['auth-token']).filter((t) => typeof t === 'string'),
+      ),
+    ];
+    expect(tokens.length).toBeGreaterThanOrEqual(2);
+    const everything = [...gateway.logs.raw, ...seen.map((s) => s.text)];
+    expect(gateway.logs.raw.length).toBeGreaterThan(5);
+    for (const text of everything) {
+      expect(text).not.toContain(PASSWORD);
+      expect(text).not.toContain('not-the-password');
+      for (const token of tokens) expect(text).not.toContain(token.slice(0, 24));
+    }
+  });
+});
