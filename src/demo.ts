@@ -2,10 +2,12 @@ import path from 'node:path';
 import { createLogger } from './observability/logger';
 import { startGateway, StartupError } from './server';
 import { startDynRestSimulator } from './simulators/dyn-rest';
+import { startDynSoapSimulator } from './simulators/dyn-soap';
 import { startMethodcallSimulator } from './simulators/methodcall';
 
 const SIM_METHODCALL_PORT = Number(process.env.SIM_METHODCALL_PORT ?? 18081);
 const SIM_DYN_REST_PORT = Number(process.env.SIM_DYN_REST_PORT ?? 18082);
+const SIM_DYN_SOAP_PORT = Number(process.env.SIM_DYN_SOAP_PORT ?? 18083);
 /** The demo simulator's account; the gateway reads the same values from config/demo.yaml. */
 const DEMO_DYN = { customerName: 'demo', userName: 'demo-api', password: 'demo-password' };
 
@@ -27,13 +29,19 @@ async function main(): Promise<void> {
   dynRest.setBehaviour(307, { kind: 'redirect-job', polls: 2 });
   dynRest.setBehaviour(2011, { kind: 'token-expired-once' });
   dynRest.setBehaviour(429, { kind: 'rate-limited', retryAfterSeconds: 5 });
+  // 503 on REST for task 503: the `dns-failover` route then cancels it over SOAP.
+  dynRest.setBehaviour(503, { kind: 'unavailable' });
+  const dynSoap = await startDynSoapSimulator({ port: SIM_DYN_SOAP_PORT, ...DEMO_DYN });
+  dynSoap.setBehaviour(404, { kind: 'not-found' });
+  dynSoap.setBehaviour(777, { kind: 'incomplete-job', polls: 2 });
   const closeSimulators = async (): Promise<void> => {
-    await Promise.allSettled([methodcall.close(), dynRest.close()]);
+    await Promise.allSettled([methodcall.close(), dynRest.close(), dynSoap.close()]);
   };
   const env = {
     ...process.env,
     SIM_METHODCALL_PORT: String(SIM_METHODCALL_PORT),
     SIM_DYN_REST_PORT: String(SIM_DYN_REST_PORT),
+    SIM_DYN_SOAP_PORT: String(SIM_DYN_SOAP_PORT),
   };
   const logger = createLogger({ level: process.env.LOG_LEVEL ?? 'info' });
   const configFile = path.join(__dirname, '..', 'config', 'demo.yaml');
@@ -51,7 +59,8 @@ async function main(): Promise<void> {
   const url = gateway.url;
   say();
   say(`cancel-gateway demo: gateway on ${url}`);
-  say(`  methodcall simulator on ${methodcall.taskUrl}, Dyn REST simulator on ${dynRest.baseUrl}`);
+  say(`  methodcall simulator on ${methodcall.taskUrl}`);
+  say(`  Dyn REST simulator on ${dynRest.baseUrl}, Dyn SOAP simulator on ${dynSoap.endpoint}`);
   say('Try:');
   const curl = (body: string): string =>
     `  curl -s -X POST ${url}/cancel -H 'Content-Type: application/json' -d '${body}'`;
@@ -69,6 +78,15 @@ async function main(): Promise<void> {
       '           # token expired -> one re-login -> canceled',
   );
   say(curl('{"target":"dns","taskId":"429"}') + '            # rate_limited, Retry-After: 5');
+  say(curl('{"target":"dns-soap","taskId":"39120953"}') + '  # canceled by Dyn SOAP (node-soap)');
+  say(
+    curl('{"target":"dns-soap","taskId":"777"}') +
+      '       # incomplete -> GetJob polled -> canceled',
+  );
+  say(
+    curl('{"target":"dns-failover","taskId":"503"}') +
+      '   # REST answers 503 -> falls back to SOAP',
+  );
   say(curl('{"target":"nope","taskId":"1"}') + '             # unknown_target');
   say(`  curl -s ${url}/readyz`);
   say('Ctrl-C stops everything.');

@@ -1,5 +1,6 @@
+import { checkConfigFiles } from './config/check-files';
 import { loadConfigFile } from './config/load';
-import { startGateway, StartupError } from './server';
+import { PROJECT_ROOT, startGateway, StartupError } from './server';
 
 const USAGE = `usage:
   node dist/main.js [--config FILE]      start the gateway (else $GATEWAY_CONFIG, else config/gateway.yaml)
@@ -14,10 +15,16 @@ function err(line: string): void {
 }
 
 /** `check-config FILE`: one summary line and exit 0, or one line per problem and exit 1. */
-export function checkConfig(file: string, env: NodeJS.ProcessEnv = process.env): number {
+export async function checkConfig(
+  file: string,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<number> {
   const result = loadConfigFile(file, env);
-  if (!result.ok) {
-    for (const problem of result.problems) err(problem);
+  const problems = result.ok
+    ? await checkConfigFiles(result.value.config, PROJECT_ROOT)
+    : result.problems;
+  if (!result.ok || problems.length > 0) {
+    for (const problem of problems) err(problem);
     return 1;
   }
   const { config, version } = result.value;

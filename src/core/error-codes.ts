@@ -32,7 +32,6 @@ export const ERROR_CODES = {
   CIRCUIT_OPEN: 'unavailable',
   BULKHEAD_FULL: 'unavailable',
   DRAINING: 'unavailable',
-  NOT_IMPLEMENTED: 'unavailable',
   // unusable answers
   UPSTREAM_BAD_RESPONSE: 'upstream_error',
   UPSTREAM_RESPONSE_TOO_LARGE: 'upstream_error',

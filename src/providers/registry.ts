@@ -1,7 +1,8 @@
 import type { ProviderConfig } from '../config/schema';
-import { failed } from '../core/provider-outcome';
 import type { Logger } from '../observability/logger';
 import { createDynRestProvider } from './dyn/rest';
+import { createDynSoapProvider } from './dyn/soap';
+import { WsdlError } from './dyn/wsdl';
 import { createMethodcallProvider } from './methodcall/provider';
 import type { Provider } from './provider';
 
@@ -12,32 +13,11 @@ export interface ProviderDeps {
   projectRoot: string;
 }
 
-/** A provider type that is validated but whose transport has not landed yet. */
-function notImplemented(name: string, protocol: ProviderConfig['type']): Provider {
-  return {
-    name,
-    protocol,
-    checkTaskId: () => undefined,
-    cancel: () =>
-      Promise.resolve(
-        failed(
-          'unavailable',
-          'NOT_IMPLEMENTED',
-          `provider type "${protocol}" is not implemented yet`,
-          {
-            notSent: true,
-          },
-        ),
-      ),
-    close: () => Promise.resolve(),
-  };
-}
-
 /** Builds one provider from its validated config. Adding a type is one `case` here. */
 export function createProvider(
   name: string,
   cfg: ProviderConfig,
-  _deps: ProviderDeps,
+  deps: ProviderDeps,
 ): Promise<Provider> {
   switch (cfg.type) {
     case 'methodcall':
@@ -45,7 +25,11 @@ export function createProvider(
     case 'dyn-rest':
       return Promise.resolve(createDynRestProvider(name, cfg));
     case 'dyn-soap':
-      return Promise.resolve(notImplemented(name, cfg.type));
+      // A WSDL problem is a config problem: report it at the path that names the file.
+      return createDynSoapProvider(name, cfg, deps.projectRoot).catch((err: unknown) => {
+        if (err instanceof WsdlError) throw new Error(`providers.${name}.wsdl: ${err.message}`);
+        throw err;
+      });
     default: {
       const unreachable: never = cfg;
       throw new Error(`unknown provider type ${JSON.stringify(unreachable)}`);

@@ -49,6 +49,26 @@ export async function listen(
   };
 }
 
+/**
+ * `listen` for an async handler: a handler that throws destroys its socket, which is what a
+ * crashing upstream looks like to the gateway.
+ */
+export function serve(
+  handle: (req: IncomingMessage, res: ServerResponse) => Promise<void>,
+  port = 0,
+  host = '127.0.0.1',
+): ReturnType<typeof listen> {
+  return listen(
+    (req, res) => {
+      handle(req, res).catch(() => {
+        res.destroy();
+      });
+    },
+    port,
+    host,
+  );
+}
+
 /** Waits `ms` unless the client goes away first; resolves false when it did. */
 export function waitUnlessGone(res: ServerResponse, ms: number): Promise<boolean> {
   return new Promise((resolve) => {

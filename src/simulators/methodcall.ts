@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { XMLParser } from 'fast-xml-parser';
-import { listen, readBody, waitUnlessGone, type RecordedCall } from './http-util';
+import { serve, readBody, waitUnlessGone, type RecordedCall } from './http-util';
 
 /** How the simulator answers a `cancel_task` for one task id. */
 export type MethodcallBehaviour =
@@ -207,15 +207,7 @@ export async function startMethodcallSimulator(
     await answer(res, req, behaviour, taskId);
   };
 
-  const server = await listen(
-    (req, res) => {
-      handle(req, res).catch(() => {
-        res.destroy();
-      });
-    },
-    options.port ?? 0,
-    options.host ?? '127.0.0.1',
-  );
+  const server = await serve(handle, options.port ?? 0, options.host ?? '127.0.0.1');
 
   return {
     url: server.url,

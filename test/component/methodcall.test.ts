@@ -1,23 +1,10 @@
-import { createServer } from 'node:net';
 import {
   startMethodcallSimulator,
   type MethodcallSimulator,
 } from '../../src/simulators/methodcall';
 import { postJson, startTestGateway, type TestGateway } from '../helpers/gateway';
+import { closedPort } from '../helpers/net';
 import { expectUnifiedShape } from '../helpers/shape';
-
-/** A loopback port with nothing listening on it. */
-async function closedPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise<void>((resolve) =>
-    server.close(() => {
-      resolve();
-    }),
-  );
-  return port;
-}
 
 let sim: MethodcallSimulator;
 let other: MethodcallSimulator;

@@ -1,11 +1,12 @@
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
 import { stringify } from 'yaml';
 import {
   startMethodcallSimulator,
   type MethodcallSimulator,
 } from '../../src/simulators/methodcall';
 import { runMain, spawnGateway } from '../helpers/child';
-import { postJson, writeConfig } from '../helpers/gateway';
+import { postJson, tempDir, writeConfig } from '../helpers/gateway';
 
 let sim: MethodcallSimulator;
 
@@ -66,6 +67,39 @@ routes:
       ]),
     );
     expect(stderr).not.toContain('secret');
+  });
+
+  it('loads each dyn-soap WSDL and reports a broken one at its path', async () => {
+    const dyn = { customerName: 'c', userName: 'u', password: 'p' };
+    const notDyn = path.join(tempDir(), 'other.wsdl');
+    writeFileSync(
+      notDyn,
+      readFileSync('wsdl/dynect.wsdl', 'utf8').replaceAll('DynectSOAP', 'OtherPort'),
+    );
+    const file = writeConfig({
+      providers: {
+        good: { type: 'dyn-soap', wsdl: 'wsdl/dynect.wsdl', ...dyn },
+        missing: { type: 'dyn-soap', wsdl: 'wsdl/nope.wsdl', ...dyn },
+        garbage: { type: 'dyn-soap', wsdl: 'package.json', ...dyn },
+        wrong: { type: 'dyn-soap', wsdl: notDyn, ...dyn },
+      },
+      routes: { dns: { provider: 'good' } },
+    });
+    const { code, stderr } = await runMain(['check-config', file]);
+    expect(code).toBe(1);
+    const lines = stderr.trim().split('\n');
+    expect(lines).toHaveLength(3);
+    expect(lines[0]).toMatch(
+      /^providers\.missing\.wsdl: cannot read the WSDL wsdl\/nope\.wsdl \(.*wsdl\/nope\.wsdl\): no such file$/,
+    );
+    expect(lines[1]).toMatch(/^providers\.garbage\.wsdl: cannot load the WSDL package\.json/);
+    expect(lines[2]).toBe(
+      `providers.wrong.wsdl: the WSDL ${notDyn} has no service "Dynect" with port "DynectSOAP"`,
+    );
+    // The same problem stops the gateway at start, not at the first request.
+    const start = await runMain(['--config', file]);
+    expect(start.code).toBe(1);
+    expect(start.stderr).toContain('providers.missing.wsdl: cannot read the WSDL');
   });
 
   it('exits 2 on a usage error', async () => {

@@ -3,7 +3,15 @@ import type { TokenBucket } from '../../resilience/token-bucket';
 import { delay, scopedTimeout } from '../../routing/deadline';
 import type { CallContext } from '../provider';
 import type { DynClassification } from './mapping';
-import type { SessionLease, SessionPool } from './session';
+import type { DynRestProviderConfig, DynSoapProviderConfig } from '../../config/schema';
+import { createTokenBucket } from '../../resilience/token-bucket';
+import type { Provider } from '../provider';
+import {
+  createSessionPool,
+  type SessionLease,
+  type SessionPool,
+  type SessionTransport,
+} from './session';
 
 /** Defaults of both Dyn provider types, with the reason for each in the README. */
 export const DYN_DEFAULTS = {
@@ -166,4 +174,40 @@ function jobNotConfirmed(jobId: string, why: string): ProviderOutcome {
 /** Read through a call so that the compiler does not assume an earlier check still holds. */
 function isAborted(signal: AbortSignal): boolean {
   return signal.aborted;
+}
+
+/**
+ * A Dyn provider from its two transport halves (sessions and the cancel/poll exchange): the
+ * session pool, rate limit and cancel flow are the same for REST and SOAP.
+ */
+export function assembleDynProvider(
+  name: string,
+  cfg: DynRestProviderConfig | DynSoapProviderConfig,
+  parts: { sessions: SessionTransport; exchange: DynExchange; close(): Promise<void> },
+): Provider {
+  const sessions = createSessionPool(parts.sessions, {
+    maxSessions: cfg.maxSessions ?? DYN_DEFAULTS.maxSessions,
+    loginBackoffMs: cfg.loginBackoffMs ?? DYN_DEFAULTS.loginBackoffMs,
+    loginTimeoutMs: DYN_DEFAULTS.loginTimeoutMs,
+  });
+  const bucket = createTokenBucket(
+    cfg.rateLimit?.perSecond ?? cfg.rateLimitPerSecond ?? DYN_DEFAULTS.rateLimitPerSecond,
+  );
+  const canceller = createDynCanceller({
+    sessions,
+    bucket,
+    exchange: parts.exchange,
+    jobPollIntervalMs: cfg.jobPollIntervalMs ?? DYN_DEFAULTS.jobPollIntervalMs,
+    jobTimeoutMs: cfg.jobTimeoutMs ?? DYN_DEFAULTS.jobTimeoutMs,
+  });
+  return {
+    name,
+    protocol: cfg.type,
+    checkTaskId: dynTaskIdProblem,
+    cancel: (taskId, ctx) => canceller(taskId, ctx),
+    async close() {
+      await sessions.close();
+      await parts.close();
+    },
+  };
 }

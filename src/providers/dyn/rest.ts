@@ -1,19 +1,12 @@
 import { Pool } from 'undici';
 import type { DynRestProviderConfig } from '../../config/schema';
 import { failed, type ProviderOutcome } from '../../core/provider-outcome';
-import { createTokenBucket } from '../../resilience/token-bucket';
-import type { CallContext, Provider } from '../provider';
+import type { Provider } from '../provider';
 import { readCapped } from '../read-body';
 import { classifyTransportError } from '../transport-errors';
 import { classifyCancel, classifyLogin, readEnvelope, type DynClassification } from './mapping';
-import {
-  DYN_DEFAULTS,
-  createDynCanceller,
-  dynTaskIdProblem,
-  parseRetryAfter,
-  type DynExchange,
-} from './flow';
-import { createSessionPool, type SessionTransport } from './session';
+import { DYN_DEFAULTS, assembleDynProvider, parseRetryAfter, type DynExchange } from './flow';
+import type { SessionTransport } from './session';
 
 /** One HTTP exchange with Dyn REST, or the transport failure that replaced it. */
 type RestAnswer =
@@ -145,15 +138,6 @@ export function createDynRestProvider(name: string, cfg: DynRestProviderConfig):
       await call('DELETE', '/Session/', { token, signal });
     },
   };
-  const sessions = createSessionPool(transport, {
-    maxSessions,
-    loginBackoffMs: cfg.loginBackoffMs ?? DYN_DEFAULTS.loginBackoffMs,
-    loginTimeoutMs: DYN_DEFAULTS.loginTimeoutMs,
-  });
-  const bucket = createTokenBucket(
-    cfg.rateLimit?.perSecond ?? cfg.rateLimitPerSecond ?? DYN_DEFAULTS.rateLimitPerSecond,
-  );
-
   const exchange: DynExchange = {
     async cancel(taskId, token, ctx) {
       const answer = await call('DELETE', `/Task/${encodeURIComponent(taskId)}/`, {
@@ -173,22 +157,9 @@ export function createDynRestProvider(name: string, cfg: DynRestProviderConfig):
     },
   };
 
-  const canceller = createDynCanceller({
-    sessions,
-    bucket,
+  return assembleDynProvider(name, cfg, {
+    sessions: transport,
     exchange,
-    jobPollIntervalMs: cfg.jobPollIntervalMs ?? DYN_DEFAULTS.jobPollIntervalMs,
-    jobTimeoutMs: cfg.jobTimeoutMs ?? DYN_DEFAULTS.jobTimeoutMs,
+    close: () => pool.close(),
   });
-
-  return {
-    name,
-    protocol: 'dyn-rest',
-    checkTaskId: dynTaskIdProblem,
-    cancel: (taskId: string, ctx: CallContext) => canceller(taskId, ctx),
-    async close() {
-      await sessions.close();
-      await pool.close();
-    },
-  };
 }

@@ -1,0 +1,177 @@
+import type { IExOptions, IHeaders, IHttpClient } from 'soap';
+import { Pool } from 'undici';
+import { failed, type ProviderOutcome } from '../../core/provider-outcome';
+import { readCapped } from '../read-body';
+import { classifyTransportError } from '../transport-errors';
+import { DYN_RATE_LIMIT_RETRY_AFTER_SECONDS } from './mapping';
+
+/** A transport failure, already classified; node-soap hands it back unchanged as the rejection. */
+export class SoapTransportFailure extends Error {
+  override readonly name = 'SoapTransportFailure';
+  constructor(readonly outcome: ProviderOutcome) {
+    super(outcome.error?.message ?? outcome.outcome);
+  }
+}
+
+export interface SoapHttpOptions {
+  /** Keep-alive connections per upstream origin. */
+  connections: number;
+  maxResponseBytes: number;
+  /** For messages: `Dyn SOAP "dns-soap"`. */
+  what: string;
+  /** Parses `Retry-After`. */
+  retryAfter(header: string | undefined): number | undefined;
+}
+
+/** What node-soap's callback receives as `response`. */
+interface SoapHttpResponse {
+  status: number;
+  statusCode: number;
+  headers: Record<string, string | string[] | undefined>;
+  data: string;
+}
+
+type SoapCallback = (error: unknown, res?: SoapHttpResponse, body?: string) => unknown;
+
+const LOOKS_LIKE_SOAP = /^\s*(<\?xml[^>]*\?>\s*)?<([A-Za-z_][\w.-]*:)?Envelope[\s>]/;
+
+/**
+ * node-soap's HTTP layer replaced by an undici keep-alive pool (node-soap's default axios
+ * transport costs several times more CPU per call, and its `timeout` is only an inactivity timer).
+ * The caller's `AbortSignal` (per-call option `signal`) is the deadline; an aborted call closes its
+ * socket. Answers that are not SOAP (HTML 503s, 429s, empty bodies, DOCTYPEs) are classified here
+ * and never reach node-soap's parser.
+ */
+export function createSoapHttpClient(
+  options: SoapHttpOptions,
+): IHttpClient & { close(): Promise<void> } {
+  const pools = new Map<string, Pool>();
+  const poolFor = (origin: string): Pool => {
+    let pool = pools.get(origin);
+    if (pool === undefined) {
+      pool = new Pool(origin, {
+        connections: options.connections,
+        keepAliveTimeout: 4_000,
+        headersTimeout: 600_000,
+        bodyTimeout: 600_000,
+      });
+      pools.set(origin, pool);
+    }
+    return pool;
+  };
+
+  async function exchange(
+    rurl: string,
+    data: string,
+    headers: IHeaders,
+    signal: AbortSignal,
+  ): Promise<SoapHttpResponse> {
+    const url = new URL(rurl);
+    const what = options.what;
+    let response;
+    try {
+      response = await poolFor(url.origin).request({
+        method: 'POST',
+        path: `${url.pathname}${url.search}`,
+        headers: {
+          ...(headers as Record<string, string>),
+          'content-length': String(Buffer.byteLength(data)),
+        },
+        body: data,
+        signal,
+      });
+    } catch (err) {
+      throw new SoapTransportFailure(classifyTransportError(err, signal, what));
+    }
+    let read;
+    try {
+      read = await readCapped(response.body, response.headers, options.maxResponseBytes);
+    } catch (err) {
+      if (signal.aborted) throw new SoapTransportFailure(classifyTransportError(err, signal, what));
+      throw new SoapTransportFailure(
+        failed(
+          'upstream_error',
+          'UPSTREAM_BAD_RESPONSE',
+          `${what} closed the connection in the middle of its answer`,
+        ),
+      );
+    }
+    if (!read.ok) {
+      throw new SoapTransportFailure(
+        failed(
+          'upstream_error',
+          'UPSTREAM_RESPONSE_TOO_LARGE',
+          `${what} answered more than ${options.maxResponseBytes} bytes`,
+        ),
+      );
+    }
+    const status = response.statusCode;
+    const upstream = { code: `HTTP ${status}` };
+    if (status === 429) {
+      const header = response.headers['retry-after'];
+      throw new SoapTransportFailure(
+        failed('rate_limited', 'UPSTREAM_RATE_LIMITED', `${what} rate limit reached (HTTP 429)`, {
+          retryAfterSeconds:
+            options.retryAfter(typeof header === 'string' ? header : undefined) ??
+            DYN_RATE_LIMIT_RETRY_AFTER_SECONDS,
+          upstream,
+          notSent: true,
+        }),
+      );
+    }
+    if (/<!DOCTYPE|<!ENTITY/i.test(read.text)) {
+      throw new SoapTransportFailure(
+        failed(
+          'upstream_error',
+          'UPSTREAM_BAD_RESPONSE',
+          `${what} answered with a DOCTYPE, which is refused`,
+          { upstream },
+        ),
+      );
+    }
+    if (!LOOKS_LIKE_SOAP.test(read.text)) {
+      throw new SoapTransportFailure(
+        status >= 500
+          ? failed(
+              'unavailable',
+              'UPSTREAM_UNAVAILABLE',
+              `${what} answered HTTP ${status} without a SOAP envelope`,
+              { upstream },
+            )
+          : failed(
+              'upstream_error',
+              'UPSTREAM_BAD_RESPONSE',
+              `${what} answered HTTP ${status} without a SOAP envelope`,
+              { upstream },
+            ),
+      );
+    }
+    return { status, statusCode: status, headers: response.headers, data: read.text };
+  }
+
+  const client = {
+    request(
+      rurl: string,
+      data: unknown,
+      callback: SoapCallback,
+      exheaders?: IHeaders,
+      exoptions?: IExOptions,
+    ) {
+      const signal = (exoptions as { signal?: unknown } | undefined)?.signal;
+      if (!(signal instanceof AbortSignal)) {
+        callback(new Error('internal: every SOAP call needs a signal'));
+        return undefined;
+      }
+      exchange(rurl, String(data), exheaders ?? {}, signal).then(
+        (res) => callback(null, res, res.data),
+        (err: unknown) => callback(err),
+      );
+      return undefined;
+    },
+    async close() {
+      await Promise.allSettled([...pools.values()].map((p) => p.close()));
+      pools.clear();
+    },
+  };
+  return client as unknown as IHttpClient & { close(): Promise<void> };
+}

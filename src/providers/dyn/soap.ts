@@ -1,0 +1,191 @@
+import type { Client } from 'soap';
+import type { DynSoapProviderConfig } from '../../config/schema';
+import { failed, type ProviderOutcome } from '../../core/provider-outcome';
+import type { Provider } from '../provider';
+import { DYN_DEFAULTS, assembleDynProvider, parseRetryAfter, type DynExchange } from './flow';
+import {
+  classifyCancel,
+  classifyLogin,
+  readEnvelope,
+  type DynClassification,
+  type DynEnvelope,
+} from './mapping';
+import type { SessionTransport } from './session';
+import { createSoapHttpClient, SoapTransportFailure } from './soap-http';
+import { openDynSoapClient, type DynSoapOperation } from './wsdl';
+
+/** What one SOAP call came back with: a response object, a Fault's ErrorResponse, or a failure. */
+type SoapReply =
+  | { kind: 'response'; envelope: DynEnvelope | undefined }
+  | { kind: 'fault'; envelope: DynEnvelope }
+  | { kind: 'failed'; outcome: ProviderOutcome };
+
+type SoapAsyncMethod = (
+  args: Record<string, unknown>,
+  options: { signal: AbortSignal },
+  extraHeaders: Record<string, string>,
+) => Promise<unknown[]>;
+
+function record(value: unknown): Record<string, unknown> | undefined {
+  return value !== null && typeof value === 'object' && !Array.isArray(value)
+    ? (value as Record<string, unknown>)
+    : undefined;
+}
+
+/**
+ * A SOAP Fault as Dyn sends it: `detail/ErrorResponse` carries the same envelope as a failure
+ * response. Without one, the faultstring alone becomes the envelope's only ERROR message, so a
+ * `login:` faultstring still means "session expired".
+ */
+function faultEnvelope(err: unknown): DynEnvelope | undefined {
+  const root = record(record(err)?.root);
+  const fault = record(record(record(root?.Envelope)?.Body)?.Fault);
+  if (fault === undefined) return undefined;
+  const detail = record(fault.detail);
+  const fromDetail = readEnvelope(detail?.ErrorResponse);
+  if (fromDetail !== undefined) return fromDetail;
+  const faultstring = typeof fault.faultstring === 'string' ? fault.faultstring : 'SOAP Fault';
+  const faultcode = typeof fault.faultcode === 'string' ? fault.faultcode : 'soap:Server';
+  return {
+    status: 'failure',
+    data: undefined,
+    msgs: [{ lvl: 'ERROR', errCd: faultcode, info: faultstring }],
+  };
+}
+
+/**
+ * The Dyn Managed DNS SOAP API through node-soap and the project's WSDL: `SessionLogin`,
+ * `CancelTask` (token, fault_incompat, task_id), `GetJob` while `incomplete`. Failures come back
+ * either as `status: failure` (we always send `fault_incompat` 1) or as HTTP 500 Faults; both go
+ * through the same Dyn mapping as REST.
+ */
+export async function createDynSoapProvider(
+  name: string,
+  cfg: DynSoapProviderConfig,
+  projectRoot: string,
+): Promise<Provider> {
+  const maxResponseBytes = cfg.maxResponseBytes ?? DYN_DEFAULTS.maxResponseBytes;
+  const what = `Dyn SOAP "${name}"`;
+  const http = createSoapHttpClient({
+    connections: cfg.maxConcurrent ?? (cfg.maxSessions ?? DYN_DEFAULTS.maxSessions) * 2,
+    maxResponseBytes,
+    what,
+    retryAfter: (header) => parseRetryAfter(header),
+  });
+  let client: Client;
+  try {
+    client = await openDynSoapClient(cfg.wsdl, projectRoot, {
+      httpClient: http,
+      ...(cfg.endpoint === undefined ? {} : { endpoint: cfg.endpoint }),
+    });
+  } catch (err) {
+    await http.close();
+    throw err;
+  }
+  const methods = client as unknown as Record<string, unknown>;
+
+  async function call(
+    op: DynSoapOperation,
+    args: Record<string, unknown>,
+    signal: AbortSignal,
+    requestId?: string,
+  ): Promise<SoapReply> {
+    const method = methods[`${op}Async`];
+    // openDynSoapClient checked every operation exists; a miss here is a bug, not an upstream answer.
+    if (typeof method !== 'function') throw new Error(`node-soap client has no ${op}Async`);
+    const headers: Record<string, string> =
+      requestId === undefined ? {} : { 'x-request-id': requestId };
+    try {
+      const [result] = await (method as SoapAsyncMethod).call(client, args, { signal }, headers);
+      return { kind: 'response', envelope: readEnvelope(result) };
+    } catch (err) {
+      if (err instanceof SoapTransportFailure) return { kind: 'failed', outcome: err.outcome };
+      const envelope = faultEnvelope(err);
+      if (envelope !== undefined) return { kind: 'fault', envelope };
+      const status = record(record(err)?.response)?.status;
+      return {
+        kind: 'failed',
+        outcome: failed(
+          'upstream_error',
+          'UPSTREAM_BAD_RESPONSE',
+          `${what} answered XML that is not a usable SOAP response`,
+          {
+            ...(typeof status === 'number' ? { upstream: { code: `HTTP ${status}` } } : {}),
+          },
+        ),
+      };
+    }
+  }
+
+  /** A reply as the shared mapping sees it. A Fault's HTTP 500 is SOAP's convention, not an outage. */
+  function classify(reply: SoapReply): DynClassification {
+    if (reply.kind === 'failed') return { kind: 'outcome', outcome: reply.outcome };
+    return classifyCancel(200, reply.envelope);
+  }
+
+  const sessions: SessionTransport = {
+    async login(signal) {
+      const reply = await call(
+        'SessionLogin',
+        {
+          fault_incompat: 1,
+          user_name: cfg.userName,
+          customer_name: cfg.customerName,
+          password: cfg.password,
+        },
+        signal,
+      );
+      if (reply.kind === 'failed')
+        return { ok: false, outcome: reply.outcome, badCredentials: false };
+      return classifyLogin(200, reply.envelope);
+    },
+    async logout(token, signal) {
+      await call('SessionLogout', { token, fault_incompat: 1 }, signal);
+    },
+  };
+
+  const exchange: DynExchange = {
+    async cancel(taskId, token, ctx) {
+      const reply = await call(
+        'CancelTask',
+        { token, fault_incompat: 1, task_id: taskId },
+        ctx.signal,
+        ctx.requestId,
+      );
+      return classify(reply);
+    },
+    async poll(jobId, token, ctx) {
+      const reply = await call(
+        'GetJob',
+        { token, fault_incompat: 1, job_id: jobId },
+        ctx.signal,
+        ctx.requestId,
+      );
+      if (reply.kind !== 'response' || reply.envelope?.status !== 'success') {
+        const outer = classify(reply);
+        // A job still running may be reported on the outer envelope, without repeating its id.
+        return outer.kind === 'outcome' &&
+          reply.kind === 'response' &&
+          reply.envelope?.status === 'incomplete'
+          ? { kind: 'incomplete', jobId }
+          : outer;
+      }
+      // GetJob succeeds when it finds the job; the cancel's own answer is inside `data`.
+      const inner = readEnvelope(reply.envelope.data);
+      if (inner === undefined) {
+        return {
+          kind: 'outcome',
+          outcome: failed(
+            'upstream_error',
+            'UPSTREAM_BAD_RESPONSE',
+            `${what} GetJob answered without the job's result`,
+          ),
+        };
+      }
+      if (inner.status === 'incomplete') return { kind: 'incomplete', jobId };
+      return classifyCancel(200, inner);
+    },
+  };
+
+  return assembleDynProvider(name, cfg, { sessions, exchange, close: () => http.close() });
+}
