@@ -3,7 +3,9 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { createApp } from './app';
 import { loadConfigFile } from './config/load';
+import { watchConfigFile } from './config/watch';
 import { createLogger, type Logger } from './observability/logger';
+import { createMetrics } from './observability/metrics';
 import { buildRuntime, type Runtime } from './routing/runtime';
 
 /** The directory holding package.json: relative config paths (a WSDL) resolve against it. */
@@ -15,6 +17,8 @@ export interface StartOptions {
   logger?: Logger;
   /** Install SIGTERM/SIGINT/SIGHUP handlers (the CLI does; tests usually do not). */
   handleSignals?: boolean;
+  /** Reload when the config file changes (default true). */
+  watchConfig?: boolean;
 }
 
 export interface RunningGateway {
@@ -54,7 +58,17 @@ export async function startGateway(options: StartOptions): Promise<RunningGatewa
   let inFlight = 0;
   let onIdle: (() => void) | undefined;
 
-  const app = createApp({ runtime: () => current, isDraining: () => draining, logger });
+  let lastReloadError: { at: string; problems: string[] } | undefined;
+  const metrics = createMetrics(() =>
+    [...current.providers.values()].map((p) => [p.name, p.policy.circuitState()] as const),
+  );
+  const app = createApp({
+    runtime: () => current,
+    isDraining: () => draining,
+    logger,
+    metrics,
+    lastReloadError: () => lastReloadError,
+  });
   const server = createServer((req, res) => {
     inFlight++;
     res.once('close', () => {
@@ -94,42 +108,70 @@ export async function startGateway(options: StartOptions): Promise<RunningGatewa
     'gateway listening',
   );
 
-  let reloading: Promise<unknown> = Promise.resolve();
-  async function reload(): Promise<
-    { ok: true; version: string } | { ok: false; problems: string[] }
-  > {
+  type ReloadResult = { ok: true; version: string } | { ok: false; problems: string[] };
+  const failedReload = (problems: string[], message: string): ReloadResult => {
+    lastReloadError = { at: new Date().toISOString(), problems };
+    metrics.configReloads.inc({ result: 'failure' });
+    logger.error({ problems, configFile: options.configFile }, message);
+    return { ok: false, problems };
+  };
+
+  /** Reads, validates and builds the new config fully before anything is swapped. */
+  async function applyReload(): Promise<ReloadResult> {
     const next = loadConfigFile(options.configFile, env);
-    if (!next.ok) {
-      logger.error(
-        { problems: next.problems, configFile: options.configFile },
-        'config reload rejected; keeping the running config',
-      );
-      return { ok: false, problems: next.problems };
-    }
-    if (next.value.version === current.loaded.version)
+    if (!next.ok)
+      return failedReload(next.problems, 'config reload rejected; keeping the running config');
+    if (next.value.version === current.loaded.version) {
+      lastReloadError = undefined;
+      metrics.configReloads.inc({ result: 'unchanged' });
       return { ok: true, version: next.value.version };
+    }
     let built: Runtime;
     try {
       built = await buildRuntime(next.value, deps);
     } catch (err) {
       const problems = [err instanceof Error ? err.message : String(err)];
-      logger.error({ problems }, 'config reload failed; keeping the running config');
-      return { ok: false, problems };
+      return failedReload(problems, 'config reload failed; keeping the running config');
     }
     const previous = current;
     current = built;
+    lastReloadError = undefined;
+    metrics.configReloads.inc({ result: 'success' });
+    const nextServer = built.loaded.config.server;
+    if (nextServer.host !== serverCfg.host || nextServer.port !== serverCfg.port) {
+      logger.warn('server.host/server.port changed: they apply at the next restart');
+    }
     logger.info(
       { configVersion: built.loaded.version, previousVersion: previous.loaded.version },
       'config reloaded',
     );
-    void previous.close(loaded.ok ? serverCfg.shutdownGraceMs : 10_000);
+    // In-flight requests finish on the providers they started with; then those close (logout).
+    void previous.close(previous.loaded.config.server.shutdownGraceMs).catch((err: unknown) => {
+      logger.warn({ err }, 'closing the previous providers failed');
+    });
     return { ok: true, version: built.loaded.version };
   }
+
+  // Reloads never overlap: SIGHUP, file changes and API calls queue behind each other.
+  let reloading: Promise<unknown> = Promise.resolve();
+  function reload(): Promise<ReloadResult> {
+    const run = reloading.then(applyReload, applyReload);
+    reloading = run;
+    return run;
+  }
+
+  const watcher =
+    options.watchConfig === false
+      ? undefined
+      : watchConfigFile(options.configFile, logger, () => {
+          void reload();
+        });
 
   let shuttingDown: Promise<void> | undefined;
   function shutdown(reason: string): Promise<void> {
     shuttingDown ??= (async () => {
       draining = true;
+      watcher?.close();
       logger.info({ reason, inFlight }, 'draining');
       const closed = new Promise<void>((resolve) =>
         server.close(() => {
@@ -174,7 +216,7 @@ export async function startGateway(options: StartOptions): Promise<RunningGatewa
     process.on('SIGTERM', onStop);
     process.on('SIGINT', onStop);
     process.on('SIGHUP', () => {
-      reloading = reloading.then(reload, reload);
+      void reload();
     });
   }
 

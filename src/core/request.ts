@@ -48,6 +48,29 @@ export const CancelRequestSchema = z
 
 export type CancelRequest = z.output<typeof CancelRequestSchema>;
 
+/** Most items one `POST /cancel/batch` may carry (contract §5). */
+export const MAX_BATCH_ITEMS = 100;
+
+/**
+ * The envelope of `POST /cancel/batch`. Items are validated one by one with
+ * `CancelRequestSchema`, so one bad item fails alone, in its own result.
+ */
+export const BatchEnvelopeSchema = z
+  .strictObject({
+    items: z
+      .array(z.unknown())
+      .min(1, 'must hold at least one item')
+      .max(MAX_BATCH_ITEMS, `must hold at most ${MAX_BATCH_ITEMS} items`),
+  })
+  .describe('Up to 100 cancels, answered in order.');
+
+/** The batch body as documented: the envelope with each item's own schema. */
+export const BatchRequestSchema = z
+  .strictObject({
+    items: z.array(CancelRequestSchema).min(1).max(MAX_BATCH_ITEMS),
+  })
+  .describe('Up to 100 cancels, answered in order; an invalid item fails alone.');
+
 /** Turns zod issues into `error.details` entries with dotted paths. */
 export function toProblems(error: z.ZodError): ProblemDetail[] {
   return error.issues.map((issue) => {

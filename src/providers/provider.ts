@@ -16,6 +16,11 @@ export interface CallContext {
 export interface Provider {
   readonly name: string;
   readonly protocol: ProviderType;
+  /**
+   * True when the provider applies `rateLimitPerSecond` itself (Dyn: polls and re-logins count
+   * against the same account limit); the policy layer then does not apply it a second time.
+   */
+  readonly ownsRateLimit?: boolean;
   /** A problem with this task id for this upstream (nothing is sent then), or undefined. */
   checkTaskId(taskId: string): string | undefined;
   /** Resolves with a classified outcome for every answer; never throws for an upstream answer. */

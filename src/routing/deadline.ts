@@ -1,3 +1,13 @@
+/** One request's deadline: the signal that fires, and when (on the `performance.now()` clock). */
+export interface Deadline {
+  signal: AbortSignal;
+  at: number;
+}
+
+export function deadlineIn(ms: number): Deadline {
+  return { signal: AbortSignal.timeout(ms), at: performance.now() + ms };
+}
+
 /** A child signal that aborts when its parent does or after `ms`; `dispose` releases the timer. */
 export interface ScopedSignal {
   signal: AbortSignal;

@@ -8,7 +8,8 @@ import {
   type HttpAnswer,
 } from '../core/result';
 import type { Logger } from '../observability/logger';
-import type { Runtime } from './runtime';
+import { deadlineIn, type Deadline } from './deadline';
+import type { ProviderRuntime, Runtime } from './runtime';
 
 /** One validated cancel, as dispatch sees it. */
 export interface DispatchRequest {
@@ -21,11 +22,20 @@ export interface DispatchRequest {
  * Runs one cancel through its route: the deadline covers every attempt and fallback; the next
  * provider is tried only after `unavailable` or `rate_limited` (contract §6).
  */
+export interface DispatchOptions {
+  log: Logger;
+  /** Told about every upstream attempt (metrics). */
+  onAttempt?: (provider: ProviderRuntime, outcome: ProviderOutcome, durationMs: number) => void;
+  /** An outer deadline (a batch's): the request ends at the earlier of it and the route's. */
+  within?: Deadline;
+}
+
 export async function dispatchCancel(
   runtime: Runtime,
   request: DispatchRequest,
-  log: Logger,
+  options: DispatchOptions,
 ): Promise<HttpAnswer> {
+  const { log } = options;
   const { requestId, target, taskId } = request;
   const route = runtime.routes.get(target);
   if (route === undefined) {
@@ -61,13 +71,16 @@ export async function dispatchCancel(
     return { status: statusOf('invalid_request'), body };
   }
 
-  const deadline = AbortSignal.timeout(route.timeoutMs);
+  const deadline =
+    options.within === undefined
+      ? deadlineIn(route.timeoutMs)
+      : deadlineIn(Math.max(0, Math.min(route.timeoutMs, options.within.at - performance.now())));
   const attempts: AttemptRecord[] = [];
   let last: ProviderOutcome | undefined;
   let lastProvider = primary;
   for (const entry of route.chain) {
     if (entry !== primary && entry.provider.checkTaskId(taskId) !== undefined) continue;
-    if (last !== undefined && deadline.aborted) break;
+    if (last !== undefined && deadline.signal.aborted) break;
     lastProvider = entry;
     const providerLog = log.child({ requestId, target, provider: entry.name });
     last = await entry.policy.execute(
@@ -81,6 +94,7 @@ export async function dispatchCancel(
         };
         if (outcome.error !== undefined) record.errorCode = outcome.error.code;
         attempts.push(record);
+        options.onAttempt?.(entry, outcome, durationMs);
       },
     );
     if (!allowsFallback(last.outcome)) break;

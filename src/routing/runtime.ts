@@ -1,4 +1,5 @@
 import type { LoadedConfig } from '../config/load';
+import { compileAuth, type Auth } from '../http/auth';
 import type { ProviderConfig } from '../config/schema';
 import type { Logger } from '../observability/logger';
 import type { Provider } from '../providers/provider';
@@ -25,6 +26,8 @@ export interface Runtime {
   loaded: LoadedConfig;
   routes: ReadonlyMap<string, RouteRuntime>;
   providers: ReadonlyMap<string, ProviderRuntime>;
+  /** API-key auth of this config (disabled when it has no `auth`). */
+  auth: Auth;
   /** Marks a request in flight on this runtime; call the returned function when it ends. */
   acquire(): () => void;
   /** Waits for in-flight requests (at most `graceMs`), then closes every provider. */
@@ -41,7 +44,14 @@ export async function buildRuntime(
   try {
     for (const [name, cfg] of Object.entries(config.providers)) {
       const provider = await createProvider(name, cfg, deps);
-      providers.set(name, { name, config: cfg, provider, policy: createPolicy(cfg) });
+      const policy = createPolicy(cfg, {
+        ownsRateLimit: provider.ownsRateLimit === true,
+        onCircuitChange: (state) => {
+          const level = state === 'open' ? 'warn' : 'info';
+          deps.logger[level]({ provider: name, circuit: state }, `circuit ${state}`);
+        },
+      });
+      providers.set(name, { name, config: cfg, provider, policy });
     }
   } catch (err) {
     await Promise.allSettled([...providers.values()].map((p) => p.provider.close()));
@@ -68,6 +78,7 @@ export async function buildRuntime(
     loaded,
     routes,
     providers,
+    auth: compileAuth(config.auth),
     acquire() {
       inFlight++;
       let released = false;

@@ -281,7 +281,9 @@ describe('REST ⇄ SOAP fallback', () => {
       provider: 'dns-soap',
       protocol: 'dyn-soap',
     });
+    // Refused connections are retried once (the cancel certainly did not happen), then SOAP.
     expect(res.body.attempts).toEqual([
+      expect.objectContaining({ provider: 'dns-rest-down', outcome: 'unavailable' }),
       expect.objectContaining({ provider: 'dns-rest-down', outcome: 'unavailable' }),
       expect.objectContaining({ provider: 'dns-soap', outcome: 'canceled' }),
     ]);
@@ -307,10 +309,13 @@ describe('REST ⇄ SOAP fallback', () => {
     rest.setBehaviour(103, { kind: 'unavailable' });
     const res = await cancel('rest-then-soap', 103);
     expect(res.status).toBe(200);
+    // A 503 is retried once on REST (not processed), then SOAP takes over.
     expect(res.body.attempts.map((a: { provider: string }) => a.provider)).toEqual([
+      'dns-rest',
       'dns-rest',
       'dns-soap',
     ]);
+    expect(rest.callsTo('DELETE', '/REST/Task/103/')).toHaveLength(2);
   });
 
   it('falls back to REST when SOAP is unreachable or unavailable', async () => {
@@ -321,6 +326,7 @@ describe('REST ⇄ SOAP fallback', () => {
     const unavailable = await cancel('soap-then-rest', 105);
     expect(unavailable.status).toBe(200);
     expect(unavailable.body.attempts.map((a: { outcome: string }) => a.outcome)).toEqual([
+      'unavailable',
       'unavailable',
       'canceled',
     ]);

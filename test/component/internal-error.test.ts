@@ -1,5 +1,8 @@
 import request from 'supertest';
-import { createApp } from '../../src/app';
+import { createApp, type GatewayState } from '../../src/app';
+import type { Logger } from '../../src/observability/logger';
+import { createMetrics } from '../../src/observability/metrics';
+import { compileAuth } from '../../src/http/auth';
 import { parseConfig } from '../../src/config/load';
 import { createPolicy } from '../../src/routing/policy';
 import type { ProviderRuntime, Runtime } from '../../src/routing/runtime';
@@ -18,7 +21,7 @@ function buggyRuntime(): Runtime {
   const entry: ProviderRuntime = {
     name: 'wh',
     config: cfg,
-    policy: createPolicy(cfg),
+    policy: createPolicy(cfg, { ownsRateLimit: false }),
     provider: {
       name: 'wh',
       protocol: 'methodcall',
@@ -31,8 +34,19 @@ function buggyRuntime(): Runtime {
     loaded: loaded.value,
     providers: new Map([['wh', entry]]),
     routes: new Map([['warehouse', { target: 'warehouse', chain: [entry], timeoutMs: 1000 }]]),
+    auth: compileAuth(undefined),
     acquire: () => () => undefined,
     close: () => Promise.resolve(),
+  };
+}
+
+function stateOf(runtime: Runtime, draining: boolean, logger: Logger): GatewayState {
+  return {
+    runtime: () => runtime,
+    isDraining: () => draining,
+    logger,
+    metrics: createMetrics(() => []),
+    lastReloadError: () => undefined,
   };
 }
 
@@ -40,7 +54,7 @@ describe('internal_error', () => {
   it('turns a thrown bug into 500 in the unified shape and logs its stack', async () => {
     const { logger, logs } = captureLogger();
     const runtime = buggyRuntime();
-    const app = createApp({ runtime: () => runtime, isDraining: () => false, logger });
+    const app = createApp(stateOf(runtime, false, logger));
     const res = await request(app).post('/cancel').send({ target: 'warehouse', taskId: '1' });
     expect(res.status).toBe(500);
     expect(res.headers['content-type']).toMatch(/^application\/json/);
@@ -59,7 +73,7 @@ describe('internal_error', () => {
   it('answers 503 DRAINING while shutting down, calling nothing', async () => {
     const { logger } = captureLogger();
     const runtime = buggyRuntime();
-    const app = createApp({ runtime: () => runtime, isDraining: () => true, logger });
+    const app = createApp(stateOf(runtime, true, logger));
     const res = await request(app).post('/cancel').send({ target: 'warehouse', taskId: '1' });
     expect(res.status).toBe(503);
     expect(res.headers['retry-after']).toBe('1');

@@ -14,13 +14,21 @@ beforeAll(async () => {
   sim = await startMethodcallSimulator();
   other = await startMethodcallSimulator();
   const down = await closedPort();
+  // This suite tests the protocol mapping; retries and the breaker have their own suite.
+  const plain = { retry: { attempts: 1 }, circuitBreaker: { failureThreshold: 1000 } };
   gateway = await startTestGateway({
     server: { requestTimeoutMs: 5000 },
     providers: {
-      wh: { type: 'methodcall', url: sim.taskUrl, timeoutMs: 4000, maxResponseBytes: 65536 },
-      'wh-other': { type: 'methodcall', url: other.taskUrl },
-      'wh-short': { type: 'methodcall', url: sim.taskUrl, timeoutMs: 200 },
-      'wh-down': { type: 'methodcall', url: `http://127.0.0.1:${down}/api/v2/task` },
+      wh: {
+        type: 'methodcall',
+        url: sim.taskUrl,
+        timeoutMs: 4000,
+        maxResponseBytes: 65536,
+        ...plain,
+      },
+      'wh-other': { type: 'methodcall', url: other.taskUrl, ...plain },
+      'wh-short': { type: 'methodcall', url: sim.taskUrl, timeoutMs: 200, ...plain },
+      'wh-down': { type: 'methodcall', url: `http://127.0.0.1:${down}/api/v2/task`, ...plain },
     },
     routes: {
       warehouse: { provider: 'wh' },

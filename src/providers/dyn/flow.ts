@@ -203,6 +203,7 @@ export function assembleDynProvider(
   return {
     name,
     protocol: cfg.type,
+    ownsRateLimit: true,
     checkTaskId: dynTaskIdProblem,
     cancel: (taskId, ctx) => canceller(taskId, ctx),
     async close() {

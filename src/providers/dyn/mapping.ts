@@ -176,9 +176,11 @@ export function classifyCancel(
   }
   if (env === undefined) {
     if (httpStatus >= 500) {
+      // 503 is "not processed" by definition (contract §6); other 5xx may come after the work.
       return out(
         failed('unavailable', 'UPSTREAM_UNAVAILABLE', `Dyn answered HTTP ${httpStatus}`, {
           upstream: { code: `HTTP ${httpStatus}` },
+          ...(httpStatus === 503 ? { notSent: true } : {}),
         }),
       );
     }

@@ -136,7 +136,7 @@ export function createSoapHttpClient(
               'unavailable',
               'UPSTREAM_UNAVAILABLE',
               `${what} answered HTTP ${status} without a SOAP envelope`,
-              { upstream },
+              { upstream, ...(status === 503 ? { notSent: true } : {}) },
             )
           : failed(
               'upstream_error',

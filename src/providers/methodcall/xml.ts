@@ -100,8 +100,10 @@ export function classifyAnswer(status: number, answer: MethodcallAnswer): Provid
     const upstream = { code: `HTTP ${status}`, message: answer.reason };
     // A 5xx without a usable body is the upstream being down, not an answer about the task.
     if (status >= 500) {
+      // 503 is "not processed" by definition (contract §6); other 5xx may come after the work.
       return failed('unavailable', 'UPSTREAM_UNAVAILABLE', `upstream answered HTTP ${status}`, {
         upstream,
+        ...(status === 503 ? { notSent: true } : {}),
       });
     }
     return failed(

@@ -1,0 +1,88 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { CircuitState } from '../routing/policy';
+
+/** `gateway_circuit_state` values (contract §7). */
+const CIRCUIT_VALUE: Record<CircuitState, number> = { closed: 0, 'half-open': 1, open: 2 };
+
+/** Seconds: from a fast methodcall answer (~1 ms) to a Dyn job polled for most of a minute. */
+const DURATION_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
+
+export interface Metrics {
+  registry: Registry;
+  cancelRequests: Counter<'target' | 'provider' | 'outcome'>;
+  cancelDuration: Histogram<'target' | 'outcome'>;
+  upstreamRequests: Counter<'provider' | 'protocol' | 'result'>;
+  upstreamDuration: Histogram<'provider' | 'operation'>;
+  configReloads: Counter<'result'>;
+  authFailures: Counter<'reason'>;
+  /** Text exposition for `GET /metrics`. */
+  render(): Promise<string>;
+}
+
+/**
+ * One registry per gateway (tests run several in one process). Label values come from the config
+ * (targets, providers) or from fixed vocabularies (outcomes, results); never from caller input,
+ * so the series count stays bounded.
+ */
+export function createMetrics(circuits: () => Iterable<[string, CircuitState]>): Metrics {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  const cancelRequests = new Counter({
+    name: 'gateway_cancel_requests_total',
+    help: 'Cancels answered, by target, provider that gave the final answer, and outcome.',
+    labelNames: ['target', 'provider', 'outcome'] as const,
+    registers: [registry],
+  });
+  const cancelDuration = new Histogram({
+    name: 'gateway_cancel_duration_seconds',
+    help: 'Time to answer one cancel, every attempt and fallback included.',
+    labelNames: ['target', 'outcome'] as const,
+    buckets: DURATION_BUCKETS,
+    registers: [registry],
+  });
+  const upstreamRequests = new Counter({
+    name: 'gateway_upstream_requests_total',
+    help: 'Upstream cancel attempts, by provider, protocol and result (the attempt outcome).',
+    labelNames: ['provider', 'protocol', 'result'] as const,
+    registers: [registry],
+  });
+  const upstreamDuration = new Histogram({
+    name: 'gateway_upstream_duration_seconds',
+    help: 'Time of one upstream attempt (login, job polling and re-login included).',
+    labelNames: ['provider', 'operation'] as const,
+    buckets: DURATION_BUCKETS,
+    registers: [registry],
+  });
+  new Gauge({
+    name: 'gateway_circuit_state',
+    help: 'Circuit breaker state per provider: 0 closed, 1 half-open, 2 open.',
+    labelNames: ['provider'] as const,
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [provider, state] of circuits()) this.set({ provider }, CIRCUIT_VALUE[state]);
+    },
+  });
+  const configReloads = new Counter({
+    name: 'gateway_config_reloads_total',
+    help: 'Config reloads, by result: success, failure (the running config stayed), unchanged.',
+    labelNames: ['result'] as const,
+    registers: [registry],
+  });
+  const authFailures = new Counter({
+    name: 'gateway_auth_failures_total',
+    help: 'Requests refused by auth: missing or unknown key (401), target not allowed (403).',
+    labelNames: ['reason'] as const,
+    registers: [registry],
+  });
+  return {
+    registry,
+    cancelRequests,
+    cancelDuration,
+    upstreamRequests,
+    upstreamDuration,
+    configReloads,
+    authFailures,
+    render: () => registry.metrics(),
+  };
+}
