@@ -81,8 +81,12 @@ export function toProblems(error: z.ZodError): ProblemDetail[] {
         message: `unknown field(s): ${issue.keys.join(', ')}`,
       };
     }
-    if (issue.code === 'invalid_type' && issue.input === undefined) {
-      return { path: path === '' ? '(body)' : path, message: 'is required' };
+    if (issue.code === 'invalid_type') {
+      // zod reports a missing key as "received undefined" (the input itself is not kept).
+      if (issue.input === undefined && /received undefined$/.test(issue.message)) {
+        return { path: path === '' ? '(body)' : path, message: 'is required' };
+      }
+      if (path === '') return { path: '(body)', message: `must be a JSON ${issue.expected}` };
     }
     if (issue.code === 'invalid_union') {
       if (issue.input === undefined) return { path, message: 'is required' };

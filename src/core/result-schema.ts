@@ -65,7 +65,7 @@ export const UnifiedResultSchema = z
 export const BatchResultSchema = z.strictObject({
   requestId: z.string(),
   results: z.array(UnifiedResultSchema).describe('One result per item, in the order sent.'),
-  summary: z.record(Outcome, z.int()).describe('How many items ended in each outcome.'),
+  summary: z.partialRecord(Outcome, z.int()).describe('How many items ended in each outcome.'),
   durationMs: z.int().nonnegative(),
 });
 

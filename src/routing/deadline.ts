@@ -5,7 +5,8 @@ export interface Deadline {
 }
 
 export function deadlineIn(ms: number): Deadline {
-  return { signal: AbortSignal.timeout(ms), at: performance.now() + ms };
+  const whole = Math.max(0, Math.round(ms));
+  return { signal: AbortSignal.timeout(whole), at: performance.now() + whole };
 }
 
 /** A child signal that aborts when its parent does or after `ms`; `dispose` releases the timer. */

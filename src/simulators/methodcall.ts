@@ -18,6 +18,8 @@ export type MethodcallBehaviour =
   | { kind: 'deep-nesting' }
   | { kind: 'oversized'; bytes?: number }
   | { kind: 'slow'; delayMs: number; then?: MethodcallBehaviour }
+  /** Holds the answer until `releaseHeld()`, then succeeds: for tests of concurrency. */
+  | { kind: 'hold' }
   | { kind: 'destroy' }
   | { kind: 'destroy-mid' };
 
@@ -41,6 +43,8 @@ export interface MethodcallSimulator {
   /** Resolves once at least `count` requests have arrived. */
   waitForCalls(count: number): Promise<void>;
   setBehaviour(taskId: string | number, behaviour: MethodcallBehaviour): void;
+  /** Lets every request held by the `hold` behaviour answer. */
+  releaseHeld(): void;
   reset(): void;
   close(): Promise<void>;
 }
@@ -65,6 +69,12 @@ export async function startMethodcallSimulator(
   const behaviours = new Map<string, MethodcallBehaviour>();
   const canceled = new Set<string>();
   const calls: MethodcallCall[] = [];
+  let held: (() => void)[] = [];
+  const releaseHeld = (): void => {
+    const waiting = held;
+    held = [];
+    for (const resolve of waiting) resolve();
+  };
   const waiters: { count: number; resolve: () => void }[] = [];
   const record = (call: MethodcallCall): void => {
     calls.push(call);
@@ -138,6 +148,9 @@ export async function startMethodcallSimulator(
         send(200, xml(`<params><note>${filler}</note></params>`));
         return;
       }
+      case 'hold':
+        await new Promise<void>((resolve) => held.push(resolve));
+        return answer(res, req, { kind: 'ok' }, taskId);
       case 'slow': {
         const stillThere = await waitUnlessGone(res, b.delayMs);
         if (!stillThere) return;
@@ -220,11 +233,16 @@ export async function startMethodcallSimulator(
     setBehaviour(taskId, behaviour) {
       behaviours.set(String(taskId), behaviour);
     },
+    releaseHeld,
     reset() {
       behaviours.clear();
       canceled.clear();
       calls.length = 0;
+      releaseHeld();
     },
-    close: () => server.close(),
+    close: () => {
+      releaseHeld();
+      return server.close();
+    },
   };
 }

@@ -10,12 +10,39 @@ import { startGateway, type RunningGateway } from '../../src/server';
 /** Log lines captured from a gateway under test, parsed. */
 export class LogCapture {
   readonly raw: string[] = [];
+  private waiters: { test: (line: Record<string, unknown>) => boolean; resolve: () => void }[] = [];
   readonly stream = new Writable({
     write: (chunk: Buffer, _enc, done) => {
-      for (const line of chunk.toString('utf8').split('\n')) if (line !== '') this.raw.push(line);
+      for (const line of chunk.toString('utf8').split('\n')) {
+        if (line === '') continue;
+        this.raw.push(line);
+        const parsed = JSON.parse(line) as Record<string, unknown>;
+        for (const w of [...this.waiters]) {
+          if (w.test(parsed)) {
+            this.waiters.splice(this.waiters.indexOf(w), 1);
+            w.resolve();
+          }
+        }
+      }
       done();
     },
   });
+  /** Resolves when a line matching `test` has been logged (now or later). */
+  waitFor(test: (line: Record<string, unknown>) => boolean): Promise<void> {
+    if (this.lines().some(test)) return Promise.resolve();
+    return new Promise((resolve) => this.waiters.push({ test, resolve }));
+  }
+  /** Resolves at the `count`-th line matching `test`. */
+  waitForCount(test: (line: Record<string, unknown>) => boolean, count: number): Promise<void> {
+    let seen = this.lines().filter(test).length;
+    if (seen >= count) return Promise.resolve();
+    return new Promise((resolve) =>
+      this.waiters.push({
+        test: (line) => test(line) && ++seen >= count,
+        resolve,
+      }),
+    );
+  }
   lines(): Record<string, unknown>[] {
     return this.raw.map((l) => JSON.parse(l) as Record<string, unknown>);
   }
@@ -52,10 +79,14 @@ export interface TestGateway {
   close(): Promise<void>;
 }
 
-/** Starts a real gateway on 127.0.0.1:0 with the given config; logs are captured. */
+/**
+ * Starts a real gateway on 127.0.0.1:0 with the given config (or, with `existingFile`, that file
+ * as it is); logs are captured.
+ */
 export async function startTestGateway(
   config: Record<string, unknown>,
   env: NodeJS.ProcessEnv = {},
+  existingFile?: string,
 ): Promise<TestGateway> {
   const withServer = {
     ...config,
@@ -65,7 +96,7 @@ export async function startTestGateway(
       ...(config.server as Record<string, unknown> | undefined),
     },
   };
-  const configFile = writeConfig(withServer);
+  const configFile = existingFile ?? writeConfig(withServer);
   const { logger, logs } = captureLogger();
   const gw = await startGateway({ configFile, env, logger });
   return { gw, url: gw.url, logs, configFile, close: () => gw.shutdown('test over') };
