@@ -6,6 +6,9 @@ import { loadConfigFile } from './config/load';
 import { watchConfigFile } from './config/watch';
 import { createLogger, type Logger } from './observability/logger';
 import { createMetrics } from './observability/metrics';
+import { createCancelMemory } from './state/cancel-memory';
+import { createRedisStore } from './state/redis-store';
+import { createMemoryStore, type StateStore } from './state/store';
 import { buildRuntime, type Runtime } from './routing/runtime';
 
 /** The directory holding package.json: relative config paths (a WSDL) resolve against it. */
@@ -47,11 +50,29 @@ export async function startGateway(options: StartOptions): Promise<RunningGatewa
     options.logger ?? createLogger(env.LOG_LEVEL === undefined ? {} : { level: env.LOG_LEVEL });
   const loaded = loadConfigFile(options.configFile, env);
   if (!loaded.ok) throw new StartupError(loaded.problems);
-  const deps = { logger, projectRoot: PROJECT_ROOT };
+  const stateCfg = loaded.value.config.state;
+  // The store outlives reloads (state.* applies at restart); metrics are created just below.
+  const storeErrors: string[] = [];
+  let countStoreError = (operation: string): void => {
+    storeErrors.push(operation);
+  };
+  const store: StateStore =
+    stateCfg.store === 'redis' && stateCfg.redisUrl !== undefined
+      ? await createRedisStore({
+          url: stateCfg.redisUrl,
+          logger,
+          onError: (operation) => {
+            countStoreError(operation);
+          },
+        })
+      : createMemoryStore(stateCfg.maxEntries);
+  const memory = createCancelMemory(store, stateCfg.rememberSeconds);
+  const deps = { logger, projectRoot: PROJECT_ROOT, store };
   let current: Runtime;
   try {
     current = await buildRuntime(loaded.value, deps);
   } catch (err) {
+    await store.close();
     throw new StartupError([err instanceof Error ? err.message : String(err)]);
   }
   let draining = false;
@@ -62,12 +83,18 @@ export async function startGateway(options: StartOptions): Promise<RunningGatewa
   const metrics = createMetrics(() =>
     [...current.providers.values()].map((p) => [p.name, p.policy.circuitState()] as const),
   );
+  countStoreError = (operation) => {
+    metrics.stateStoreErrors.inc({ operation });
+  };
+  for (const operation of storeErrors.splice(0)) countStoreError(operation);
   const app = createApp({
     runtime: () => current,
     isDraining: () => draining,
     logger,
     metrics,
     lastReloadError: () => lastReloadError,
+    store,
+    memory,
   });
   const server = createServer((req, res) => {
     inFlight++;
@@ -189,6 +216,7 @@ export async function startGateway(options: StartOptions): Promise<RunningGatewa
       server.closeAllConnections();
       await closed;
       await current.close(0);
+      await store.close();
       logger.info('stopped');
       // A closed stdout (a pipe whose reader left) never acknowledges the flush; exit anyway.
       await new Promise<void>((resolve) => {

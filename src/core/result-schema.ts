@@ -79,6 +79,9 @@ export const ReadyzSchema = z.strictObject({
       protocol: z.enum(['methodcall', 'dyn-rest', 'dyn-soap']),
     }),
   ),
+  state: z
+    .enum(['ok', 'degraded'])
+    .describe('degraded: the shared store (redis) fails; cancels still work, without replay.'),
   lastReloadError: z
     .strictObject({ at: z.iso.datetime(), problems: z.array(z.string()) })
     .optional()

@@ -45,6 +45,8 @@ export interface HttpAnswer {
   body: UnifiedResult;
   retryAfterSeconds?: number;
   headers?: Record<string, string>;
+  /** A timeout after the cancel may have reached the upstream (not "not sent"). */
+  ambiguous?: boolean;
 }
 
 export function statusOf(outcome: Outcome): number {

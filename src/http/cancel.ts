@@ -6,7 +6,10 @@ import type { Metrics } from '../observability/metrics';
 import { deadlineIn, type Deadline } from '../routing/deadline';
 import { dispatchCancel } from '../routing/dispatch';
 import type { Runtime } from '../routing/runtime';
+import type { CancelMemory } from '../state/cancel-memory';
+import type { StateStore } from '../state/store';
 import type { Caller } from './auth';
+import { withIdempotencyKey } from './idempotency';
 import { readJsonBody } from './body';
 import { sendAnswer } from './respond';
 
@@ -20,6 +23,9 @@ export interface GatewayState {
   metrics: Metrics;
   /** The last failed reload, while the file stays broken; shown by `/readyz`. */
   lastReloadError(): { at: string; problems: string[] } | undefined;
+  /** Shared state (contract §9): outcome memory, idempotency keys. */
+  store: StateStore;
+  memory: CancelMemory;
 }
 
 /** Items of one batch run at most this many at a time, so one batch cannot fill a bulkhead. */
@@ -97,24 +103,26 @@ async function cancelOne(
       },
     };
   }
-  const answer = await dispatchCancel(
-    runtime,
-    { requestId, target, taskId },
-    {
-      log: state.logger,
-      ...(within === undefined ? {} : { within }),
-      onAttempt: (entry, outcome, durationMs) => {
-        state.metrics.upstreamRequests.inc({
-          provider: entry.name,
-          protocol: entry.provider.protocol,
-          result: outcome.outcome,
-        });
-        state.metrics.upstreamDuration.observe(
-          { provider: entry.name, operation: 'cancel' },
-          durationMs / 1000,
-        );
+  const answer = await state.memory.run(target, taskId, requestId, () =>
+    dispatchCancel(
+      runtime,
+      { requestId, target, taskId },
+      {
+        log: state.logger,
+        ...(within === undefined ? {} : { within }),
+        onAttempt: (entry, outcome, durationMs) => {
+          state.metrics.upstreamRequests.inc({
+            provider: entry.name,
+            protocol: entry.provider.protocol,
+            result: outcome.outcome,
+          });
+          state.metrics.upstreamDuration.observe(
+            { provider: entry.name, operation: 'cancel' },
+            durationMs / 1000,
+          );
+        },
       },
-    },
+    ),
   );
   return { answer, ...withReason };
 }
@@ -175,12 +183,15 @@ export function cancelHandler(state: GatewayState): RequestHandler {
         if (!body.ok) {
           answer = bodyFailure(requestId, body.kind, body.message);
         } else {
-          ({ answer, reason } = await cancelOne(
+          const who = gated.caller;
+          ({ answer, reason } = await withIdempotencyKey(
             state,
             runtime,
-            gated.caller,
+            req.headers['idempotency-key'],
+            who.id,
             requestId,
             body.value,
+            () => cancelOne(state, runtime, who, requestId, body.value),
           ));
         }
       }

@@ -23,6 +23,7 @@ export function readyz(state: GatewayState): RequestHandler {
       status: draining ? 'draining' : 'ready',
       configVersion: runtime.loaded.version,
       providers,
+      state: state.store.health(),
       ...(lastReloadError === undefined ? {} : { lastReloadError }),
     });
   };

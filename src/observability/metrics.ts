@@ -15,6 +15,7 @@ export interface Metrics {
   upstreamDuration: Histogram<'provider' | 'operation'>;
   configReloads: Counter<'result'>;
   authFailures: Counter<'reason'>;
+  stateStoreErrors: Counter<'operation'>;
   /** Text exposition for `GET /metrics`. */
   render(): Promise<string>;
 }
@@ -75,8 +76,15 @@ export function createMetrics(circuits: () => Iterable<[string, CircuitState]>):
     labelNames: ['reason'] as const,
     registers: [registry],
   });
+  const stateStoreErrors = new Counter({
+    name: 'gateway_state_store_errors_total',
+    help: 'Failed calls to the shared state store (redis), by operation; the gateway ran degraded.',
+    labelNames: ['operation'] as const,
+    registers: [registry],
+  });
   return {
     registry,
+    stateStoreErrors,
     cancelRequests,
     cancelDuration,
     upstreamRequests,

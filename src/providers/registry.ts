@@ -4,6 +4,7 @@ import { createDynRestProvider } from './dyn/rest';
 import { createDynSoapProvider } from './dyn/soap';
 import { WsdlError } from './dyn/wsdl';
 import { createMethodcallProvider } from './methodcall/provider';
+import type { StateStore } from '../state/store';
 import type { Provider } from './provider';
 
 /** Edges a provider factory may need. */
@@ -11,6 +12,8 @@ export interface ProviderDeps {
   logger: Logger;
   /** Relative paths in the config (a WSDL) resolve against this directory. */
   projectRoot: string;
+  /** Shared state: account-wide rate limits (`rateLimit.scope: account`) live here. */
+  store?: StateStore;
 }
 
 /** Builds one provider from its validated config. Adding a type is one `case` here. */
@@ -23,13 +26,15 @@ export function createProvider(
     case 'methodcall':
       return Promise.resolve(createMethodcallProvider(name, cfg));
     case 'dyn-rest':
-      return Promise.resolve(createDynRestProvider(name, cfg));
+      return Promise.resolve(createDynRestProvider(name, cfg, deps.store));
     case 'dyn-soap':
       // A WSDL problem is a config problem: report it at the path that names the file.
-      return createDynSoapProvider(name, cfg, deps.projectRoot).catch((err: unknown) => {
-        if (err instanceof WsdlError) throw new Error(`providers.${name}.wsdl: ${err.message}`);
-        throw err;
-      });
+      return createDynSoapProvider(name, cfg, deps.projectRoot, deps.store).catch(
+        (err: unknown) => {
+          if (err instanceof WsdlError) throw new Error(`providers.${name}.wsdl: ${err.message}`);
+          throw err;
+        },
+      );
     default: {
       const unreachable: never = cfg;
       throw new Error(`unknown provider type ${JSON.stringify(unreachable)}`);

@@ -112,6 +112,7 @@ export async function dispatchCancel(
   );
   body.attempts = attempts;
   const answer: HttpAnswer = { status: statusOf(last.outcome), body };
+  if (last.outcome === 'timeout' && last.notSent !== true) answer.ambiguous = true;
   if (last.retryAfterSeconds !== undefined) answer.retryAfterSeconds = last.retryAfterSeconds;
   return answer;
 }

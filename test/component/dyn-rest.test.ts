@@ -185,11 +185,16 @@ describe('business answers', () => {
     });
   });
 
-  it('answers a repeat cancel of the same task with 409: Dyn reports it already canceled', async () => {
+  it('replays a repeat cancel of a canceled task without a second DELETE', async () => {
     expect((await cancel('dns', 409002)).status).toBe(200);
     const again = await cancel('dns', 409002);
-    expect(again.status).toBe(409);
-    expect(again.body).toMatchObject({ outcome: 'conflict', task: { status: 'canceled' } });
+    expect(again.status).toBe(200);
+    expect(again.body).toMatchObject({
+      outcome: 'canceled',
+      replayed: true,
+      task: { status: 'canceled' },
+    });
+    expect(deletes(409002)).toHaveLength(1);
   });
 
   it('maps ILLEGAL_OPERATION to 409 TASK_NOT_CANCELABLE', async () => {

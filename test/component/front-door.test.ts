@@ -212,6 +212,7 @@ describe('other endpoints', () => {
       status: 'ready',
       configVersion: expect.stringMatching(/^[0-9a-f]{12}$/),
       providers: { wh: { circuit: 'closed', protocol: 'methodcall' } },
+      state: 'ok',
     });
   });
 

@@ -2,6 +2,8 @@ import request from 'supertest';
 import { createApp, type GatewayState } from '../../src/app';
 import type { Logger } from '../../src/observability/logger';
 import { createMetrics } from '../../src/observability/metrics';
+import { createCancelMemory } from '../../src/state/cancel-memory';
+import { createMemoryStore } from '../../src/state/store';
 import { compileAuth } from '../../src/http/auth';
 import { parseConfig } from '../../src/config/load';
 import { createPolicy } from '../../src/routing/policy';
@@ -41,12 +43,15 @@ function buggyRuntime(): Runtime {
 }
 
 function stateOf(runtime: Runtime, draining: boolean, logger: Logger): GatewayState {
+  const store = createMemoryStore(100);
   return {
     runtime: () => runtime,
     isDraining: () => draining,
     logger,
     metrics: createMetrics(() => []),
     lastReloadError: () => undefined,
+    store,
+    memory: createCancelMemory(store, 60),
   };
 }
 

@@ -116,11 +116,19 @@ describe('not_found', () => {
     });
   });
 
-  it('answers not_found for a repeat cancel, as the upstream forgets canceled tasks', async () => {
+  it('replays a confirmed cancel instead of asking the upstream, which forgot the task', async () => {
     expect((await cancel('warehouse', '555')).status).toBe(200);
     const again = await cancel('warehouse', '555');
-    expect(again.status).toBe(404);
-    expect(sim.calls).toHaveLength(2);
+    expect(again.status).toBe(200);
+    expect(again.body).toMatchObject({ outcome: 'canceled', replayed: true, attempts: [] });
+    expect(sim.calls).toHaveLength(1);
+  });
+
+  it('answers not_found for a task the upstream canceled without us', async () => {
+    sim.setBehaviour(556, { kind: 'fault', code: 1017 });
+    const res = await cancel('warehouse', '556');
+    expect(res.status).toBe(404);
+    expect(res.body.replayed).toBeUndefined();
   });
 });
 

@@ -1,10 +1,14 @@
 import { failed, type ProviderOutcome } from '../../core/provider-outcome';
-import type { TokenBucket } from '../../resilience/token-bucket';
 import { delay, scopedTimeout } from '../../routing/deadline';
 import type { CallContext } from '../provider';
 import type { DynClassification } from './mapping';
 import type { DynRestProviderConfig, DynSoapProviderConfig } from '../../config/schema';
-import { createTokenBucket } from '../../resilience/token-bucket';
+import {
+  createRateLimiter,
+  createTokenBucket,
+  type RateLimiter,
+} from '../../resilience/token-bucket';
+import type { StateStore } from '../../state/store';
 import type { Provider } from '../provider';
 import {
   createSessionPool,
@@ -47,7 +51,7 @@ export interface DynExchange {
 
 export interface DynFlowOptions {
   sessions: SessionPool;
-  bucket: TokenBucket;
+  bucket: RateLimiter;
   exchange: DynExchange;
   jobPollIntervalMs: number;
   jobTimeoutMs: number;
@@ -111,7 +115,7 @@ export function createDynCanceller(
         },
       );
     }
-    const waitMs = bucket.tryTake();
+    const waitMs = await bucket.tryTake();
     if (waitMs > 0) {
       return failed(
         'rate_limited',
@@ -183,16 +187,29 @@ function isAborted(signal: AbortSignal): boolean {
 export function assembleDynProvider(
   name: string,
   cfg: DynRestProviderConfig | DynSoapProviderConfig,
-  parts: { sessions: SessionTransport; exchange: DynExchange; close(): Promise<void> },
+  parts: {
+    sessions: SessionTransport;
+    exchange: DynExchange;
+    close(): Promise<void>;
+    store?: StateStore | undefined;
+  },
 ): Provider {
   const sessions = createSessionPool(parts.sessions, {
     maxSessions: cfg.maxSessions ?? DYN_DEFAULTS.maxSessions,
     loginBackoffMs: cfg.loginBackoffMs ?? DYN_DEFAULTS.loginBackoffMs,
     loginTimeoutMs: DYN_DEFAULTS.loginTimeoutMs,
   });
-  const bucket = createTokenBucket(
-    cfg.rateLimit?.perSecond ?? cfg.rateLimitPerSecond ?? DYN_DEFAULTS.rateLimitPerSecond,
-  );
+  const perSecond =
+    cfg.rateLimit?.perSecond ?? cfg.rateLimitPerSecond ?? DYN_DEFAULTS.rateLimitPerSecond;
+  const capacity = Math.max(1, Math.ceil(perSecond));
+  const { store } = parts;
+  // `scope: account`: one bucket per Dyn account for every replica (and for REST and SOAP
+  // providers of the same account), in the shared store; per process when it is memory or down.
+  const shared =
+    cfg.rateLimit?.scope === 'account' && store !== undefined && store.kind === 'redis'
+      ? () => store.takeToken(`dyn:${cfg.customerName}:${cfg.userName}`, perSecond, capacity)
+      : undefined;
+  const bucket = createRateLimiter(createTokenBucket(perSecond, capacity), shared);
   const canceller = createDynCanceller({
     sessions,
     bucket,

@@ -6,6 +6,7 @@ import { readCapped } from '../read-body';
 import { classifyTransportError } from '../transport-errors';
 import { classifyCancel, classifyLogin, readEnvelope, type DynClassification } from './mapping';
 import { DYN_DEFAULTS, assembleDynProvider, parseRetryAfter, type DynExchange } from './flow';
+import type { StateStore } from '../../state/store';
 import type { SessionTransport } from './session';
 
 /** One HTTP exchange with Dyn REST, or the transport failure that replaced it. */
@@ -16,7 +17,11 @@ type RestAnswer =
 const JOB_PATH = /\/Job\/(\d+)/i;
 
 /** The Dyn Managed DNS REST API: sessions, `DELETE /Task/<id>/`, 307/incomplete job polling. */
-export function createDynRestProvider(name: string, cfg: DynRestProviderConfig): Provider {
+export function createDynRestProvider(
+  name: string,
+  cfg: DynRestProviderConfig,
+  store?: StateStore,
+): Provider {
   const base = new URL(cfg.baseUrl);
   const basePath = base.pathname.replace(/\/+$/, '');
   const maxResponseBytes = cfg.maxResponseBytes ?? DYN_DEFAULTS.maxResponseBytes;
@@ -158,6 +163,7 @@ export function createDynRestProvider(name: string, cfg: DynRestProviderConfig):
   };
 
   return assembleDynProvider(name, cfg, {
+    store,
     sessions: transport,
     exchange,
     close: () => pool.close(),

@@ -10,6 +10,7 @@ import {
   type DynClassification,
   type DynEnvelope,
 } from './mapping';
+import type { StateStore } from '../../state/store';
 import type { SessionTransport } from './session';
 import { createSoapHttpClient, SoapTransportFailure } from './soap-http';
 import { openDynSoapClient, type DynSoapOperation } from './wsdl';
@@ -63,6 +64,7 @@ export async function createDynSoapProvider(
   name: string,
   cfg: DynSoapProviderConfig,
   projectRoot: string,
+  store?: StateStore,
 ): Promise<Provider> {
   const maxResponseBytes = cfg.maxResponseBytes ?? DYN_DEFAULTS.maxResponseBytes;
   const what = `Dyn SOAP "${name}"`;
@@ -187,5 +189,10 @@ export async function createDynSoapProvider(
     },
   };
 
-  return assembleDynProvider(name, cfg, { sessions, exchange, close: () => http.close() });
+  return assembleDynProvider(name, cfg, {
+    store,
+    sessions,
+    exchange,
+    close: () => http.close(),
+  });
 }

@@ -1,0 +1,79 @@
+import type { HttpAnswer, UnifiedResult } from '../core/result';
+import type { StateStore } from './store';
+
+/**
+ * Makes repeated cancels of one `(target, taskId)` safe and cheap (contract §9):
+ * - concurrent duplicates in this process share one upstream call (single-flight); each answer
+ *   carries its caller's own `requestId`;
+ * - a confirmed cancel is remembered for `rememberSeconds` and replayed (`replayed: true`,
+ *   no upstream call, `attempts` empty);
+ * - an ambiguous timeout of ours is remembered, so a later "does not exist" says what most likely
+ *   happened: `not_found` with `GONE_AFTER_TIMEOUT`.
+ */
+export interface CancelMemory {
+  run(
+    target: string,
+    taskId: string,
+    requestId: string,
+    call: () => Promise<HttpAnswer>,
+  ): Promise<HttpAnswer>;
+}
+
+/** The answer as another caller sees it: same result, its own request id. */
+function forCaller(answer: HttpAnswer, requestId: string): HttpAnswer {
+  if (answer.body.requestId === requestId) return answer;
+  return { ...answer, body: { ...answer.body, requestId } };
+}
+
+export function createCancelMemory(store: StateStore, rememberSeconds: number): CancelMemory {
+  const inFlight = new Map<string, Promise<HttpAnswer>>();
+
+  async function once(key: string, requestId: string, call: () => Promise<HttpAnswer>) {
+    const remembered = await store.getOutcome(key);
+    if (remembered?.kind === 'canceled') {
+      const body: UnifiedResult = { ...remembered.body, requestId, attempts: [], replayed: true };
+      return { status: remembered.status, body };
+    }
+    const answer = await call();
+    const { body } = answer;
+    if (body.outcome === 'canceled') {
+      const { requestId: _id, durationMs: _ms, attempts: _a, ...kept } = body;
+      await store.rememberOutcome(
+        key,
+        { kind: 'canceled', status: answer.status, body: kept as UnifiedResult },
+        rememberSeconds,
+      );
+    } else if (answer.ambiguous === true) {
+      await store.rememberOutcome(
+        key,
+        { kind: 'timeout', at: new Date().toISOString() },
+        rememberSeconds,
+      );
+    } else if (body.outcome === 'not_found' && remembered?.kind === 'timeout') {
+      const upstream = body.error?.upstream;
+      body.error = {
+        code: 'GONE_AFTER_TIMEOUT',
+        message:
+          `the upstream says the task does not exist; an earlier cancel through this gateway ` +
+          `timed out at ${remembered.at} and most likely canceled it`,
+        ...(upstream === undefined ? {} : { upstream }),
+      };
+    }
+    return answer;
+  }
+
+  return {
+    async run(target, taskId, requestId, call) {
+      const key = `${target}:${taskId}`;
+      const shared = inFlight.get(key);
+      if (shared !== undefined) return forCaller(await shared, requestId);
+      const running = once(key, requestId, call);
+      inFlight.set(key, running);
+      try {
+        return forCaller(await running, requestId);
+      } finally {
+        inFlight.delete(key);
+      }
+    },
+  };
+}
