@@ -1,15 +1,11 @@
 import path from 'node:path';
 import { createLogger } from './observability/logger';
 import { startGateway, StartupError } from './server';
-import { startDynRestSimulator } from './simulators/dyn-rest';
-import { startDynSoapSimulator } from './simulators/dyn-soap';
-import { startMethodcallSimulator } from './simulators/methodcall';
+import { startScriptedSimulator } from './simulators/scripted';
 
 const SIM_METHODCALL_PORT = Number(process.env.SIM_METHODCALL_PORT ?? 18081);
 const SIM_DYN_REST_PORT = Number(process.env.SIM_DYN_REST_PORT ?? 18082);
 const SIM_DYN_SOAP_PORT = Number(process.env.SIM_DYN_SOAP_PORT ?? 18083);
-/** The demo simulator's account; the gateway reads the same values from config/demo.yaml. */
-const DEMO_DYN = { customerName: 'demo', userName: 'demo-api', password: 'demo-password' };
 
 function say(line = ''): void {
   process.stderr.write(`${line}\n`);
@@ -20,20 +16,9 @@ function say(line = ''): void {
  * config/demo.yaml. Ctrl-C stops everything.
  */
 async function main(): Promise<void> {
-  const methodcall = await startMethodcallSimulator({ port: SIM_METHODCALL_PORT });
-  methodcall.setBehaviour(1017, { kind: 'fault', code: 1017 });
-  methodcall.setBehaviour(1045, { kind: 'fault', code: 1045 });
-  methodcall.setBehaviour(4242, { kind: 'slow', delayMs: 30_000 });
-  const dynRest = await startDynRestSimulator({ port: SIM_DYN_REST_PORT, ...DEMO_DYN });
-  dynRest.setBehaviour(404, { kind: 'not-found' });
-  dynRest.setBehaviour(307, { kind: 'redirect-job', polls: 2 });
-  dynRest.setBehaviour(2011, { kind: 'token-expired-once' });
-  dynRest.setBehaviour(429, { kind: 'rate-limited', retryAfterSeconds: 5 });
-  // 503 on REST for task 503: the `dns-failover` route then cancels it over SOAP.
-  dynRest.setBehaviour(503, { kind: 'unavailable' });
-  const dynSoap = await startDynSoapSimulator({ port: SIM_DYN_SOAP_PORT, ...DEMO_DYN });
-  dynSoap.setBehaviour(404, { kind: 'not-found' });
-  dynSoap.setBehaviour(777, { kind: 'incomplete-job', polls: 2 });
+  const methodcall = await startScriptedSimulator('methodcall', SIM_METHODCALL_PORT, '127.0.0.1');
+  const dynRest = await startScriptedSimulator('dyn-rest', SIM_DYN_REST_PORT, '127.0.0.1');
+  const dynSoap = await startScriptedSimulator('dyn-soap', SIM_DYN_SOAP_PORT, '127.0.0.1');
   const closeSimulators = async (): Promise<void> => {
     await Promise.allSettled([methodcall.close(), dynRest.close(), dynSoap.close()]);
   };
@@ -59,8 +44,8 @@ async function main(): Promise<void> {
   const url = gateway.url;
   say();
   say(`cancel-gateway demo: gateway on ${url}`);
-  say(`  methodcall simulator on ${methodcall.taskUrl}`);
-  say(`  Dyn REST simulator on ${dynRest.baseUrl}, Dyn SOAP simulator on ${dynSoap.endpoint}`);
+  say(`  methodcall simulator on ${methodcall.url}`);
+  say(`  Dyn REST simulator on ${dynRest.url}, Dyn SOAP simulator on ${dynSoap.url}`);
   say('Try:');
   const curl = (body: string): string =>
     `  curl -s -X POST ${url}/cancel -H 'Content-Type: application/json' -d '${body}'`;

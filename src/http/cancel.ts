@@ -116,6 +116,9 @@ async function cancelOne(
             protocol: entry.provider.protocol,
             result: outcome.outcome,
           });
+          if (outcome.error?.code === 'UPSTREAM_AUTH_FAILED') {
+            state.metrics.upstreamAuthFailures.inc({ provider: entry.name });
+          }
           state.metrics.upstreamDuration.observe(
             { provider: entry.name, operation: 'cancel' },
             durationMs / 1000,

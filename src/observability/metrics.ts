@@ -16,6 +16,7 @@ export interface Metrics {
   configReloads: Counter<'result'>;
   authFailures: Counter<'reason'>;
   stateStoreErrors: Counter<'operation'>;
+  upstreamAuthFailures: Counter<'provider'>;
   /** Text exposition for `GET /metrics`. */
   render(): Promise<string>;
 }
@@ -82,9 +83,16 @@ export function createMetrics(circuits: () => Iterable<[string, CircuitState]>):
     labelNames: ['operation'] as const,
     registers: [registry],
   });
+  const upstreamAuthFailures = new Counter({
+    name: 'gateway_upstream_auth_failures_total',
+    help: "Attempts the upstream refused because of the gateway's own credentials or permissions.",
+    labelNames: ['provider'] as const,
+    registers: [registry],
+  });
   return {
     registry,
     stateStoreErrors,
+    upstreamAuthFailures,
     cancelRequests,
     cancelDuration,
     upstreamRequests,

@@ -1,0 +1,54 @@
+import { startDynRestSimulator } from './dyn-rest';
+import { startDynSoapSimulator } from './dyn-soap';
+import { startMethodcallSimulator } from './methodcall';
+
+/** The demo account of the Dyn simulators; config/demo.yaml and config/compose.yaml use it too. */
+export const DEMO_DYN = {
+  customerName: 'demo',
+  userName: 'demo-api',
+  password: 'demo-password',
+} as const;
+
+export type SimulatorKind = 'methodcall' | 'dyn-rest' | 'dyn-soap';
+
+export const DEFAULT_SIM_PORTS: Record<SimulatorKind, number> = {
+  methodcall: 18081,
+  'dyn-rest': 18082,
+  'dyn-soap': 18083,
+};
+
+/**
+ * One simulator with the demo's scripted task ids (README, Quick start), as `npm run demo`, the
+ * Docker image's simulator entry point and docker-compose run them.
+ */
+export async function startScriptedSimulator(
+  kind: SimulatorKind,
+  port: number,
+  host: string,
+): Promise<{ url: string; close(): Promise<void> }> {
+  switch (kind) {
+    case 'methodcall': {
+      const sim = await startMethodcallSimulator({ port, host });
+      sim.setBehaviour(1017, { kind: 'fault', code: 1017 });
+      sim.setBehaviour(1045, { kind: 'fault', code: 1045 });
+      sim.setBehaviour(4242, { kind: 'slow', delayMs: 30_000 });
+      return { url: sim.taskUrl, close: () => sim.close() };
+    }
+    case 'dyn-rest': {
+      const sim = await startDynRestSimulator({ port, host, ...DEMO_DYN });
+      sim.setBehaviour(404, { kind: 'not-found' });
+      sim.setBehaviour(307, { kind: 'redirect-job', polls: 2 });
+      sim.setBehaviour(2011, { kind: 'token-expired-once' });
+      sim.setBehaviour(429, { kind: 'rate-limited', retryAfterSeconds: 5 });
+      // 503 on REST for task 503: the `dns-failover` route then cancels it over SOAP.
+      sim.setBehaviour(503, { kind: 'unavailable' });
+      return { url: sim.baseUrl, close: () => sim.close() };
+    }
+    case 'dyn-soap': {
+      const sim = await startDynSoapSimulator({ port, host, ...DEMO_DYN });
+      sim.setBehaviour(404, { kind: 'not-found' });
+      sim.setBehaviour(777, { kind: 'incomplete-job', polls: 2 });
+      return { url: sim.endpoint, close: () => sim.close() };
+    }
+  }
+}
