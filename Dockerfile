@@ -21,8 +21,10 @@ FROM ${NODE_IMAGE} AS runtime
 RUN apt-get update \
   && apt-get install -y --no-install-recommends tini \
   && rm -rf /var/lib/apt/lists/*
+# Heap settings measured in bench/README.md: peak RSS under 150 MB at full load, no throughput loss.
 ENV NODE_ENV=production \
-    GATEWAY_CONFIG=/etc/cancel-gateway/gateway.yaml
+    GATEWAY_CONFIG=/etc/cancel-gateway/gateway.yaml \
+    NODE_OPTIONS="--max-old-space-size=128 --max-semi-space-size=4"
 WORKDIR /app
 COPY --from=deps --chown=root:root /app/node_modules ./node_modules
 COPY --from=build --chown=root:root /app/dist ./dist

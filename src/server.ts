@@ -1,7 +1,10 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
-import { createApp } from './app';
+import { createApp, type GatewayState } from './app';
+import { handleBatch, handleCancel } from './http/cancel';
+import { internalError } from './http/errors';
+import { requestIdFrom } from './http/request-id';
 import { loadConfigFile } from './config/load';
 import { watchConfigFile } from './config/watch';
 import { createLogger, type Logger } from './observability/logger';
@@ -87,7 +90,7 @@ export async function startGateway(options: StartOptions): Promise<RunningGatewa
     metrics.stateStoreErrors.inc({ operation });
   };
   for (const operation of storeErrors.splice(0)) countStoreError(operation);
-  const app = createApp({
+  const state: GatewayState = {
     runtime: () => current,
     isDraining: () => draining,
     logger,
@@ -95,13 +98,24 @@ export async function startGateway(options: StartOptions): Promise<RunningGatewa
     lastReloadError: () => lastReloadError,
     store,
     memory,
-  });
+  };
+  const app = createApp(state);
   const server = createServer((req, res) => {
     inFlight++;
     res.once('close', () => {
       inFlight--;
       if (inFlight === 0) onIdle?.();
     });
+    // The hot path: the two cancel endpoints skip Express's router (same handlers, same answers).
+    if (req.method === 'POST' && (req.url === '/cancel' || req.url === '/cancel/batch')) {
+      const requestId = requestIdFrom(req.headers['x-request-id']);
+      res.setHeader('X-Request-Id', requestId);
+      const handle = req.url === '/cancel' ? handleCancel : handleBatch;
+      handle(state, req, res, requestId).catch((err: unknown) => {
+        internalError(logger, err, requestId, req.method, req.url, res);
+      });
+      return;
+    }
     app(req, res);
   });
   // Bound slow clients: headers within 10 s, a whole request within 30 s.
@@ -207,10 +221,25 @@ export async function startGateway(options: StartOptions): Promise<RunningGatewa
       );
       server.closeIdleConnections();
       const graceMs = current.loaded.config.server.shutdownGraceMs;
+      const deadline = Date.now() + graceMs;
       if (inFlight > 0) {
         await new Promise<void>((resolve) => {
           onIdle = resolve;
           setTimeout(resolve, graceMs).unref();
+        });
+      }
+      // Connections accepted just before the listener closed may still bring a request: give
+      // them a moment to arrive and be answered (503 DRAINING) rather than resetting them.
+      await Promise.race([
+        closed,
+        new Promise<void>((resolve) => {
+          setTimeout(resolve, Math.max(0, Math.min(1_000, deadline - Date.now()))).unref();
+        }),
+      ]);
+      if (inFlight > 0) {
+        await new Promise<void>((resolve) => {
+          onIdle = resolve;
+          setTimeout(resolve, Math.max(0, deadline - Date.now())).unref();
         });
       }
       server.closeAllConnections();

@@ -1,4 +1,5 @@
-import type { Request, RequestHandler, Response } from 'express';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { RequestHandler } from 'express';
 import { BatchEnvelopeSchema, CancelRequestSchema, toProblems } from '../core/request';
 import { gatewayFailure, statusOf, type HttpAnswer, type UnifiedResult } from '../core/result';
 import type { Logger } from '../observability/logger';
@@ -32,7 +33,7 @@ export interface GatewayState {
 const BATCH_CONCURRENCY = 16;
 
 /** The answer for a request refused before its body is read: draining, or no valid key. */
-function gate(state: GatewayState, runtime: Runtime, req: Request, requestId: string) {
+function gate(state: GatewayState, runtime: Runtime, req: IncomingMessage, requestId: string) {
   if (state.isDraining()) {
     const answer: HttpAnswer = {
       status: statusOf('unavailable'),
@@ -166,121 +167,141 @@ function record(
   );
 }
 
-/** `POST /cancel` (contract §4). */
-export function cancelHandler(state: GatewayState): RequestHandler {
-  return async (req: Request, res: Response) => {
-    const started = performance.now();
-    const requestId = res.locals.requestId as string;
-    const runtime = state.runtime();
-    const release = runtime.acquire();
-    try {
-      let answer: HttpAnswer;
-      let reason: string | undefined;
-      let caller = 'anonymous';
-      const gated = gate(state, runtime, req, requestId);
-      if (!gated.ok) {
-        answer = gated.answer;
+/**
+ * `POST /cancel` (contract §4), on plain node objects: the server calls it directly (the hot path
+ * skips Express's router), Express through `cancelHandler`.
+ */
+export async function handleCancel(
+  state: GatewayState,
+  req: IncomingMessage,
+  res: ServerResponse,
+  requestId: string,
+): Promise<void> {
+  const started = performance.now();
+  const runtime = state.runtime();
+  const release = runtime.acquire();
+  try {
+    let answer: HttpAnswer;
+    let reason: string | undefined;
+    let caller = 'anonymous';
+    const gated = gate(state, runtime, req, requestId);
+    if (!gated.ok) {
+      answer = gated.answer;
+    } else {
+      caller = gated.caller.id;
+      const body = await readJsonBody(req, runtime.loaded.config.server.bodyLimitBytes);
+      if (!body.ok) {
+        answer = bodyFailure(requestId, body.kind, body.message);
       } else {
-        caller = gated.caller.id;
-        const body = await readJsonBody(req, runtime.loaded.config.server.bodyLimitBytes);
-        if (!body.ok) {
-          answer = bodyFailure(requestId, body.kind, body.message);
-        } else {
-          const who = gated.caller;
-          ({ answer, reason } = await withIdempotencyKey(
-            state,
-            runtime,
-            req.headers['idempotency-key'],
-            who.id,
-            requestId,
-            body.value,
-            () => cancelOne(state, runtime, who, requestId, body.value),
-          ));
-        }
+        const who = gated.caller;
+        ({ answer, reason } = await withIdempotencyKey(
+          state,
+          runtime,
+          req.headers['idempotency-key'],
+          who.id,
+          requestId,
+          body.value,
+          () => cancelOne(state, runtime, who, requestId, body.value),
+        ));
       }
-      const durationMs = Math.round(performance.now() - started);
-      answer.body.durationMs = durationMs;
-      sendAnswer(res, answer);
-      record(state, runtime, caller, answer, durationMs, reason);
-    } finally {
-      release();
     }
-  };
+    const durationMs = Math.round(performance.now() - started);
+    answer.body.durationMs = durationMs;
+    sendAnswer(res, answer);
+    record(state, runtime, caller, answer, durationMs, reason);
+  } finally {
+    release();
+  }
 }
 
 /** `POST /cancel/batch` (contract §5): items in order, one deadline, a summary by outcome. */
-export function batchHandler(state: GatewayState): RequestHandler {
-  return async (req: Request, res: Response) => {
-    const started = performance.now();
-    const requestId = res.locals.requestId as string;
-    const runtime = state.runtime();
-    const release = runtime.acquire();
-    try {
-      const gated = gate(state, runtime, req, requestId);
-      if (!gated.ok) {
-        sendAnswer(res, gated.answer);
-        return;
-      }
-      const { server } = runtime.loaded.config;
-      // A batch may carry up to 100 items of the single-cancel size.
-      const body = await readJsonBody(req, server.bodyLimitBytes * 100);
-      if (!body.ok) {
-        sendAnswer(res, bodyFailure(requestId, body.kind, body.message));
-        return;
-      }
-      const envelope = BatchEnvelopeSchema.safeParse(body.value);
-      if (!envelope.success) {
-        const details = toProblems(envelope.error);
-        sendAnswer(res, {
-          status: statusOf('invalid_request'),
-          body: gatewayFailure(
-            requestId,
-            'invalid_request',
-            'INVALID_REQUEST',
-            `invalid batch: ${details.map((d) => `${d.path} ${d.message}`).join('; ')}`,
-            { details },
-          ),
-        });
-        return;
-      }
-      const items = envelope.data.items;
-      const deadline = deadlineIn(server.requestTimeoutMs);
-      const results: UnifiedResult[] = new Array<UnifiedResult>(items.length);
-      let next = 0;
-      const worker = async (): Promise<void> => {
-        for (let i = next++; i < items.length; i = next++) {
-          const itemStarted = performance.now();
-          const itemId = `${requestId}.${i}`;
-          const { answer, reason } = await cancelOne(
-            state,
-            runtime,
-            gated.caller,
-            itemId,
-            items[i],
-            deadline,
-          );
-          const durationMs = Math.round(performance.now() - itemStarted);
-          answer.body.durationMs = durationMs;
-          results[i] = answer.body;
-          record(state, runtime, gated.caller.id, answer, durationMs, reason);
-        }
-      };
-      await Promise.all(
-        Array.from({ length: Math.min(BATCH_CONCURRENCY, items.length) }, () => worker()),
-      );
-      const summary: Record<string, number> = {};
-      for (const r of results) summary[r.outcome] = (summary[r.outcome] ?? 0) + 1;
-      const payload = JSON.stringify({
-        requestId,
-        results,
-        summary,
-        durationMs: Math.round(performance.now() - started),
-      });
-      res.status(200).type('application/json; charset=utf-8').send(payload);
-    } finally {
-      release();
+export async function handleBatch(
+  state: GatewayState,
+  req: IncomingMessage,
+  res: ServerResponse,
+  requestId: string,
+): Promise<void> {
+  const started = performance.now();
+  const runtime = state.runtime();
+  const release = runtime.acquire();
+  try {
+    const gated = gate(state, runtime, req, requestId);
+    if (!gated.ok) {
+      sendAnswer(res, gated.answer);
+      return;
     }
-  };
+    const { server } = runtime.loaded.config;
+    // A batch may carry up to 100 items of the single-cancel size.
+    const body = await readJsonBody(req, server.bodyLimitBytes * 100);
+    if (!body.ok) {
+      sendAnswer(res, bodyFailure(requestId, body.kind, body.message));
+      return;
+    }
+    const envelope = BatchEnvelopeSchema.safeParse(body.value);
+    if (!envelope.success) {
+      const details = toProblems(envelope.error);
+      sendAnswer(res, {
+        status: statusOf('invalid_request'),
+        body: gatewayFailure(
+          requestId,
+          'invalid_request',
+          'INVALID_REQUEST',
+          `invalid batch: ${details.map((d) => `${d.path} ${d.message}`).join('; ')}`,
+          { details },
+        ),
+      });
+      return;
+    }
+    const items = envelope.data.items;
+    const deadline = deadlineIn(server.requestTimeoutMs);
+    const results: UnifiedResult[] = new Array<UnifiedResult>(items.length);
+    let next = 0;
+    const worker = async (): Promise<void> => {
+      for (let i = next++; i < items.length; i = next++) {
+        const itemStarted = performance.now();
+        const itemId = `${requestId}.${i}`;
+        const { answer, reason } = await cancelOne(
+          state,
+          runtime,
+          gated.caller,
+          itemId,
+          items[i],
+          deadline,
+        );
+        const durationMs = Math.round(performance.now() - itemStarted);
+        answer.body.durationMs = durationMs;
+        results[i] = answer.body;
+        record(state, runtime, gated.caller.id, answer, durationMs, reason);
+      }
+    };
+    await Promise.all(
+      Array.from({ length: Math.min(BATCH_CONCURRENCY, items.length) }, () => worker()),
+    );
+    const summary: Record<string, number> = {};
+    for (const r of results) summary[r.outcome] = (summary[r.outcome] ?? 0) + 1;
+    const payload = JSON.stringify({
+      requestId,
+      results,
+      summary,
+      durationMs: Math.round(performance.now() - started),
+    });
+    res.writeHead(200, {
+      'Content-Type': 'application/json; charset=utf-8',
+      'Content-Length': Buffer.byteLength(payload),
+    });
+    res.end(payload);
+  } finally {
+    release();
+  }
+}
+
+/** Express adapters for the two handlers (the server's fast path calls them directly). */
+export function cancelHandler(state: GatewayState): RequestHandler {
+  return (req, res) => handleCancel(state, req, res, res.locals.requestId as string);
+}
+
+export function batchHandler(state: GatewayState): RequestHandler {
+  return (req, res) => handleBatch(state, req, res, res.locals.requestId as string);
 }
 
 function bodyFailure(

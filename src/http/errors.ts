@@ -1,3 +1,4 @@
+import type { ServerResponse } from 'node:http';
 import type { ErrorRequestHandler, RequestHandler } from 'express';
 import { gatewayFailure } from '../core/result';
 import type { Logger } from '../observability/logger';
@@ -66,19 +67,31 @@ export function errorHandler(logger: Logger): ErrorRequestHandler {
       }
       return;
     }
-    logger.error({ err, requestId, method: req.method, path: req.path }, 'unhandled error');
-    if (res.headersSent) {
-      res.destroy();
-      return;
-    }
-    sendAnswer(res, {
-      status: 500,
-      body: gatewayFailure(
-        requestId,
-        'internal_error',
-        'INTERNAL_ERROR',
-        'internal error; it has been logged',
-      ),
-    });
+    internalError(logger, err, requestId, req.method, req.path, res);
   };
+}
+
+/** A bug: logged with its stack; the caller gets 500 in the unified shape, never the stack. */
+export function internalError(
+  logger: Logger,
+  err: unknown,
+  requestId: string,
+  method: string | undefined,
+  path: string | undefined,
+  res: ServerResponse,
+): void {
+  logger.error({ err, requestId, method, path }, 'unhandled error');
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  sendAnswer(res, {
+    status: 500,
+    body: gatewayFailure(
+      requestId,
+      'internal_error',
+      'INTERNAL_ERROR',
+      'internal error; it has been logged',
+    ),
+  });
 }

@@ -1,8 +1,8 @@
-import type { Response } from 'express';
+import type { ServerResponse } from 'node:http';
 import type { HttpAnswer } from '../core/result';
 
 /** Writes a unified answer: status, JSON body, `Retry-After` where known. */
-export function sendAnswer(res: Response, answer: HttpAnswer): void {
+export function sendAnswer(res: ServerResponse, answer: HttpAnswer): void {
   if (answer.retryAfterSeconds !== undefined) {
     res.setHeader('Retry-After', String(Math.max(1, Math.ceil(answer.retryAfterSeconds))));
   }

@@ -37,7 +37,23 @@ export type DynBehaviour =
   /** A 200 whose body is not parseable (not JSON, not XML). */
   | { kind: 'malformed' }
   /** A success whose task carries a 300 KB message: larger than the providers' default cap. */
-  | { kind: 'oversized' };
+  | { kind: 'oversized' }
+  /** Hostile or broken transports, rendered by each front in its own format. */
+  | { kind: HostileKind }
+  /** A failure with an error code Dyn never documented. */
+  | { kind: 'unknown-code' };
+
+/** Broken answers each simulator renders in its own wire format. */
+export type HostileKind =
+  | 'empty'
+  | 'truncated'
+  | 'wrong-content-type'
+  | 'reset'
+  | 'reset-mid'
+  | 'doctype-bomb'
+  | 'xxe'
+  | 'deep-nesting'
+  | 'huge';
 
 /** One line of `msgs`. `errCd` undefined means the key is absent altogether. */
 export interface SimMessage {
@@ -65,7 +81,8 @@ export type BackendResult =
   | { kind: 'job'; jobId: string; style: 'redirect' | 'incomplete' }
   | { kind: 'unavailable' }
   | { kind: 'garbage-500' }
-  | { kind: 'malformed' };
+  | { kind: 'malformed' }
+  | { kind: 'hostile'; hostile: HostileKind };
 
 export interface DynAccount {
   customerName: string;
@@ -280,6 +297,18 @@ export function createDynBackend(account: Partial<DynAccount> = {}): DynBackend 
         a.arrayWrapped = true;
         return out(a);
       }
+      case 'empty':
+      case 'truncated':
+      case 'wrong-content-type':
+      case 'reset':
+      case 'reset-mid':
+      case 'doctype-bomb':
+      case 'xxe':
+      case 'deep-nesting':
+      case 'huge':
+        return { kind: 'hostile', hostile: b.kind };
+      case 'unknown-code':
+        return out(failure(400, msg('task: Something new went wrong', 'SOMETHING_NEW')));
       case 'oversized': {
         const a = cancelNow(id);
         if (a.data !== null) a.data.message = 'x'.repeat(300_000);

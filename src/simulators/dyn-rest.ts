@@ -6,6 +6,7 @@ import {
   type DynAnswer,
   type DynBackend,
   type DynBehaviour,
+  type HostileKind,
 } from './dyn-backend';
 import { serve, readBody, waitUnlessGone, type RecordedCall } from './http-util';
 
@@ -109,6 +110,56 @@ export async function startDynRestSimulator(
         return;
       case 'malformed':
         send(res, 200, '<html>this is not JSON');
+        return;
+      case 'hostile':
+        hostile(res, result.hostile);
+        return;
+    }
+  }
+
+  /** Broken transports and hostile bodies, as a JSON API could send them. */
+  function hostile(res: ServerResponse, kind: HostileKind): void {
+    const raw = (status: number, type: string, body: string, length = Buffer.byteLength(body)) => {
+      res.writeHead(status, { 'content-type': type, 'content-length': length });
+      res.end(body);
+    };
+    switch (kind) {
+      case 'empty':
+        raw(200, 'application/json', '');
+        return;
+      case 'truncated':
+        res.writeHead(200, { 'content-type': 'application/json', 'content-length': '400' });
+        res.write('{"status": "success", "data": {"task_id": "1", "na');
+        setImmediate(() => res.socket?.destroy());
+        return;
+      case 'wrong-content-type':
+        raw(200, 'text/html', '<html><body>Dyn Managed DNS: maintenance</body></html>');
+        return;
+      case 'reset':
+        res.socket?.destroy();
+        return;
+      case 'reset-mid':
+        res.writeHead(200, { 'content-type': 'application/json', 'content-length': '4000' });
+        res.write('{"status": "success", "data": {');
+        setImmediate(() => res.socket?.destroy());
+        return;
+      case 'doctype-bomb':
+      case 'xxe':
+        raw(
+          200,
+          'text/xml',
+          '<?xml version="1.0"?><!DOCTYPE r [<!ENTITY x SYSTEM "file:///etc/passwd">]><r>&x;</r>',
+        );
+        return;
+      case 'deep-nesting':
+        raw(200, 'application/json', `${'['.repeat(100_000)}${']'.repeat(100_000)}`);
+        return;
+      case 'huge':
+        raw(
+          200,
+          'application/json',
+          `{"status":"success","data":{"message":"${'x'.repeat(10 * 1024 * 1024)}"}}`,
+        );
         return;
     }
   }

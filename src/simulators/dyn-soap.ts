@@ -8,6 +8,7 @@ import {
   type DynAnswer,
   type DynBackend,
   type DynBehaviour,
+  type HostileKind,
   type SimMessage,
 } from './dyn-backend';
 import { serve, readBody, waitUnlessGone, type RecordedCall } from './http-util';
@@ -239,11 +240,78 @@ export async function startDynSoapSimulator(
       case 'garbage-500':
         send(res, 500, 'Internal Server Error\u0000\u0001 stack trace follows', 'text/html');
         return;
+      case 'hostile':
+        hostile(res, result.hostile);
+        return;
       case 'malformed':
         send(
           res,
           200,
           `<?xml version="1.0"?><soap:Envelope xmlns:soap="${SOAP_ENV}"><soap:Body><tns:CancelTaskRes`,
+        );
+        return;
+    }
+  }
+
+  /** Broken transports and hostile XML. */
+  function hostile(res: ServerResponse, kind: HostileKind): void {
+    switch (kind) {
+      case 'empty':
+        send(res, 200, '');
+        return;
+      case 'truncated':
+        res.writeHead(200, { 'content-type': 'text/xml; charset=utf-8', 'content-length': '4000' });
+        res.write(envelope('<tns:CancelTaskResponse><job_id>1</job_id><status>succ').slice(0, 200));
+        setImmediate(() => res.socket?.destroy());
+        return;
+      case 'wrong-content-type':
+        send(res, 200, '<html><body>Dyn Managed DNS: maintenance</body></html>', 'text/html');
+        return;
+      case 'reset':
+        res.socket?.destroy();
+        return;
+      case 'reset-mid':
+        res.writeHead(200, { 'content-type': 'text/xml; charset=utf-8', 'content-length': '4000' });
+        res.write(`<?xml version="1.0"?><soap:Envelope xmlns:soap="${SOAP_ENV}"><soap:Body>`);
+        setImmediate(() => res.socket?.destroy());
+        return;
+      case 'doctype-bomb':
+        send(
+          res,
+          200,
+          '<?xml version="1.0"?><!DOCTYPE r [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;">' +
+            '<!ENTITY c "&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;"><!ENTITY d "&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;">]>' +
+            envelope(
+              '<tns:CancelTaskResponse><status>&d;</status></tns:CancelTaskResponse>',
+            ).replace(/^<\?xml[^>]*>/, ''),
+        );
+        return;
+      case 'xxe':
+        send(
+          res,
+          200,
+          '<?xml version="1.0"?><!DOCTYPE r [<!ENTITY x SYSTEM "file:///etc/passwd">]>' +
+            envelope(
+              '<tns:CancelTaskResponse><status>&x;</status></tns:CancelTaskResponse>',
+            ).replace(/^<\?xml[^>]*>/, ''),
+        );
+        return;
+      case 'deep-nesting':
+        send(
+          res,
+          200,
+          envelope(
+            `<tns:CancelTaskResponse><status>success</status><data>${'<a>'.repeat(20_000)}${'</a>'.repeat(20_000)}</data></tns:CancelTaskResponse>`,
+          ),
+        );
+        return;
+      case 'huge':
+        send(
+          res,
+          200,
+          envelope(
+            `<tns:CancelTaskResponse><status>success</status><msgs><info>${'x'.repeat(10 * 1024 * 1024)}</info></msgs></tns:CancelTaskResponse>`,
+          ),
         );
         return;
     }

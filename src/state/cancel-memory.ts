@@ -1,5 +1,5 @@
 import type { HttpAnswer, UnifiedResult } from '../core/result';
-import type { StateStore } from './store';
+import type { Remembered, StateStore } from './store';
 
 /**
  * Makes repeated cancels of one `(target, taskId)` safe and cheap (contract §9):
@@ -28,21 +28,38 @@ function forCaller(answer: HttpAnswer, requestId: string): HttpAnswer {
 export function createCancelMemory(store: StateStore, rememberSeconds: number): CancelMemory {
   const inFlight = new Map<string, Promise<HttpAnswer>>();
 
-  async function once(key: string, requestId: string, call: () => Promise<HttpAnswer>) {
+  async function once(
+    key: string,
+    target: string,
+    taskId: string,
+    requestId: string,
+    call: () => Promise<HttpAnswer>,
+  ): Promise<HttpAnswer> {
     const remembered = await store.getOutcome(key);
     if (remembered?.kind === 'canceled') {
-      const body: UnifiedResult = { ...remembered.body, requestId, attempts: [], replayed: true };
-      return { status: remembered.status, body };
+      const body: UnifiedResult = {
+        ok: true,
+        outcome: 'canceled',
+        retryable: false,
+        requestId,
+        target,
+        ...(remembered.provider === undefined ? {} : { provider: remembered.provider }),
+        ...(remembered.protocol === undefined ? {} : { protocol: remembered.protocol }),
+        taskId,
+        ...(remembered.task === undefined ? {} : { task: remembered.task }),
+        attempts: [],
+        replayed: true,
+      };
+      return { status: 200, body };
     }
     const answer = await call();
     const { body } = answer;
     if (body.outcome === 'canceled') {
-      const { requestId: _id, durationMs: _ms, attempts: _a, ...kept } = body;
-      await store.rememberOutcome(
-        key,
-        { kind: 'canceled', status: answer.status, body: kept as UnifiedResult },
-        rememberSeconds,
-      );
+      const kept: Remembered = { kind: 'canceled' };
+      if (body.provider !== undefined) kept.provider = body.provider;
+      if (body.protocol !== undefined) kept.protocol = body.protocol;
+      if (body.task !== undefined) kept.task = body.task;
+      await store.rememberOutcome(key, kept, rememberSeconds);
     } else if (answer.ambiguous === true) {
       await store.rememberOutcome(
         key,
@@ -67,7 +84,7 @@ export function createCancelMemory(store: StateStore, rememberSeconds: number): 
       const key = `${target}:${taskId}`;
       const shared = inFlight.get(key);
       if (shared !== undefined) return forCaller(await shared, requestId);
-      const running = once(key, requestId, call);
+      const running = once(key, target, taskId, requestId, call);
       inFlight.set(key, running);
       try {
         return forCaller(await running, requestId);

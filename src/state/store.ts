@@ -1,9 +1,13 @@
 import type { UnifiedResult } from '../core/result';
+import type { UnifiedTask } from '../core/task';
 
 /** What the gateway remembers about one `(target, taskId)` (contract §9). */
 export type Remembered =
-  /** A confirmed cancel: repeats replay it without calling the upstream. */
-  | { kind: 'canceled'; status: number; body: UnifiedResult }
+  /**
+   * A confirmed cancel: repeats replay it without calling the upstream. Only what the key does
+   * not already say is kept (the store may hold 100 000 of these).
+   */
+  | { kind: 'canceled'; provider?: string; protocol?: string; task?: UnifiedTask }
   /** Our attempt ended in an ambiguous timeout: a later "does not exist" means we canceled it. */
   | { kind: 'timeout'; at: string };
 
@@ -51,7 +55,8 @@ export interface StateStore {
 }
 
 interface Entry {
-  value: unknown;
+  /** JSON: a string costs a fraction of the object graph it encodes (100k entries by default). */
+  json: string;
   expiresAt: number;
 }
 
@@ -70,11 +75,11 @@ export function createMemoryStore(maxEntries: number, now: () => number = Date.n
     }
     map.delete(key);
     map.set(key, entry);
-    return entry.value;
+    return JSON.parse(entry.json) as unknown;
   };
   const set = (key: string, value: unknown, ttlSeconds: number): void => {
     map.delete(key);
-    map.set(key, { value, expiresAt: now() + ttlSeconds * 1000 });
+    map.set(key, { json: JSON.stringify(value), expiresAt: now() + ttlSeconds * 1000 });
     while (map.size > maxEntries) {
       const oldest = map.keys().next();
       if (oldest.done === true) break;

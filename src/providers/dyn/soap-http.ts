@@ -33,6 +33,29 @@ interface SoapHttpResponse {
 
 type SoapCallback = (error: unknown, res?: SoapHttpResponse, body?: string) => unknown;
 
+/** Dyn's answers nest about 8 deep; anything far deeper is hostile (parser stack, memory). */
+const MAX_XML_DEPTH = 64;
+
+/** The deepest element nesting of a document, by a linear scan (no parsing). */
+export function xmlDepth(text: string): number {
+  let depth = 0;
+  let max = 0;
+  let i = text.indexOf('<');
+  while (i >= 0) {
+    const end = text.startsWith('<!--', i) ? text.indexOf('-->', i) + 2 : text.indexOf('>', i);
+    if (end < 2) break;
+    const next = text.charCodeAt(i + 1);
+    if (next === 0x2f /* / */) depth--;
+    else if (next !== 0x3f /* ? */ && next !== 0x21 /* ! */ && text.charCodeAt(end - 1) !== 0x2f) {
+      depth++;
+      if (depth > max) max = depth;
+    }
+    // Continue after this tag: every character is looked at a bounded number of times.
+    i = text.indexOf('<', end);
+  }
+  return max;
+}
+
 const LOOKS_LIKE_SOAP = /^\s*(<\?xml[^>]*\?>\s*)?<([A-Za-z_][\w.-]*:)?Envelope[\s>]/;
 
 /**
@@ -125,6 +148,16 @@ export function createSoapHttpClient(
           'upstream_error',
           'UPSTREAM_BAD_RESPONSE',
           `${what} answered with a DOCTYPE, which is refused`,
+          { upstream },
+        ),
+      );
+    }
+    if (xmlDepth(read.text) > MAX_XML_DEPTH) {
+      throw new SoapTransportFailure(
+        failed(
+          'upstream_error',
+          'UPSTREAM_BAD_RESPONSE',
+          `${what} answered XML nested deeper than ${MAX_XML_DEPTH} levels`,
           { upstream },
         ),
       );

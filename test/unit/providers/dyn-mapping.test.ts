@@ -1,3 +1,4 @@
+import { xmlDepth } from '../../../src/providers/dyn/soap-http';
 import {
   classifyCancel,
   classifyLogin,
@@ -408,5 +409,21 @@ describe('Dyn login classification', () => {
     expect(!down.ok && down.outcome.outcome).toBe('unavailable');
     const limited = classifyLogin(429, undefined);
     expect(!limited.ok && limited.outcome.outcome).toBe('rate_limited');
+  });
+});
+
+describe('xmlDepth (SOAP answers deeper than 64 levels are refused)', () => {
+  it('measures nesting, ignoring declarations, comments and empty elements', () => {
+    expect(xmlDepth('<?xml version="1.0"?><a><b/><c><d>x</d></c></a>')).toBe(3);
+    expect(xmlDepth('<!-- <x><y> --><a></a>')).toBe(1);
+    expect(xmlDepth(`${'<a>'.repeat(100)}${'</a>'.repeat(100)}`)).toBe(100);
+  });
+
+  it('stays linear on hostile input', () => {
+    const started = performance.now();
+    xmlDepth(`${'<'.repeat(256 * 1024)}>`);
+    xmlDepth('<a '.repeat(100_000));
+    // Generous: a quadratic scan would take minutes here.
+    expect(performance.now() - started).toBeLessThan(2_000);
   });
 });

@@ -1,8 +1,10 @@
+import fc from 'fast-check';
 import {
   classifyAnswer,
   decodeResponse,
   encodeCancelTask,
   methodcallTaskIdProblem,
+  parseResponse,
 } from '../../../src/providers/methodcall/xml';
 
 describe('methodcall encode', () => {
@@ -145,5 +147,53 @@ describe('methodcall mapping', () => {
     expect(classifyAnswer(404, bad).outcome).toBe('upstream_error');
     expect(classifyAnswer(500, bad).outcome).toBe('unavailable');
     expect(classifyAnswer(503, bad)).toMatchObject({ error: { upstream: { code: 'HTTP 503' } } });
+  });
+});
+
+describe('the hot path (exact common answers, without the parser)', () => {
+  const ws = fc.constantFrom('', ' ', '\n', '\r\n  ', '\t');
+  const declaration = fc.constantFrom(
+    '',
+    '<?xml version="1.0"?>',
+    '<?xml version="1.0" encoding="utf-8"?>',
+  );
+  const params = fc.constantFrom(
+    '<params/>',
+    '<params />',
+    '<params></params>',
+    '<params> </params>',
+  );
+  const code = fc.integer({ min: -99999, max: 2147483647 }).map(String);
+  const message = fc.option(fc.stringMatching(/^[A-Za-z0-9 .,:]{0,40}$/), { nil: undefined });
+
+  it('decodes success exactly as the parser does', () => {
+    fc.assert(
+      fc.property(declaration, ws, ws, params, (decl, a, b, p) => {
+        const text = `${decl}${a}<response>${b}${p}${a}</response>${b}`;
+        expect(decodeResponse(text)).toEqual(parseResponse(text));
+        expect(decodeResponse(text)).toEqual({ kind: 'ok' });
+      }),
+    );
+  });
+
+  it('decodes a fault exactly as the parser does', () => {
+    fc.assert(
+      fc.property(declaration, ws, code, message, (decl, a, c, m) => {
+        const text = `${decl}${a}<response><fault><code>${c}</code>${m === undefined ? '' : `<message>${m}</message>`}</fault></response>`;
+        expect(decodeResponse(text)).toEqual(parseResponse(text));
+      }),
+    );
+  });
+
+  it('leaves anything else to the parser: near-misses are not taken for success', () => {
+    for (const text of [
+      '<response><params/><fault><code>1</code></fault></response>',
+      '<response><params/></response><response/>',
+      '<!DOCTYPE x><response><params/></response>',
+      '<response><params/>',
+    ]) {
+      expect(decodeResponse(text)).toEqual(parseResponse(text));
+      expect(decodeResponse(text).kind).not.toBe('ok');
+    }
   });
 });

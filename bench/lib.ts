@@ -1,0 +1,61 @@
+/** Process helpers shared by the benchmark (run.ts) and the soak (soak.ts). */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+
+export const ROOT = path.join(__dirname, '..');
+
+export const PORTS = {
+  methodcall: 19081,
+  dynRest: 19082,
+  dynSoap: 19083,
+  baseline: 19090,
+  gateway: 19080,
+};
+export const DEMO = { customerName: 'demo', userName: 'demo-api', password: 'demo-password' };
+export const CLK_TCK = 100;
+/** The heap settings the Dockerfile ships (NODE_OPTIONS): RSS stays under 150 MB at full load. */
+export const GATEWAY_NODE_FLAGS = '--max-old-space-size=128 --max-semi-space-size=4';
+
+export interface Proc {
+  name: string;
+  child: ChildProcess;
+}
+
+export function start(name: string, command: string[], ready: RegExp): Promise<Proc> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, command, {
+      cwd: ROOT,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, LOG_LEVEL: 'info', DEMO_DYN_PASSWORD: DEMO.password },
+    });
+    let seen = '';
+    const onData = (chunk: Buffer): void => {
+      seen += chunk.toString();
+      if (ready.test(seen)) {
+        child.stdout.off('data', onData);
+        // Keep draining stdout (the gateway logs a line per request) without keeping it.
+        child.stdout.resume();
+        resolve({ name, child });
+      }
+    };
+    child.stdout.on('data', onData);
+    child.stderr.on('data', (c: Buffer) => (seen += c.toString()));
+    child.on('exit', (code) => {
+      reject(new Error(`${name} exited (${String(code)}):\n${seen}`));
+    });
+  });
+}
+
+/** utime + stime of a process, in seconds. */
+export function cpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / CLK_TCK;
+}
+
+export function rssMb(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
+  return kb / 1024;
+}
