@@ -100,27 +100,34 @@ export async function startGateway(options: StartOptions): Promise<RunningGatewa
     memory,
   };
   const app = createApp(state);
-  const server = createServer((req, res) => {
-    inFlight++;
-    res.once('close', () => {
-      inFlight--;
-      if (inFlight === 0) onIdle?.();
-    });
-    // The hot path: the two cancel endpoints skip Express's router (same handlers, same answers).
-    if (req.method === 'POST' && (req.url === '/cancel' || req.url === '/cancel/batch')) {
-      const requestId = requestIdFrom(req.headers['x-request-id']);
-      res.setHeader('X-Request-Id', requestId);
-      const handle = req.url === '/cancel' ? handleCancel : handleBatch;
-      handle(state, req, res, requestId).catch((err: unknown) => {
-        internalError(logger, err, requestId, req.method, req.url, res);
+  const clientLimits = loaded.value.config.server;
+  const server = createServer(
+    {
+      // Bound slow clients (slow-loris): headers, then the whole request, within these limits;
+      // the check runs at least every second so short limits hold.
+      headersTimeout: clientLimits.headersTimeoutMs,
+      requestTimeout: Math.max(clientLimits.receiveTimeoutMs, clientLimits.headersTimeoutMs),
+      connectionsCheckingInterval: Math.min(1_000, clientLimits.headersTimeoutMs),
+    },
+    (req, res) => {
+      inFlight++;
+      res.once('close', () => {
+        inFlight--;
+        if (inFlight === 0) onIdle?.();
       });
-      return;
-    }
-    app(req, res);
-  });
-  // Bound slow clients: headers within 10 s, a whole request within 30 s.
-  server.headersTimeout = 10_000;
-  server.requestTimeout = 30_000;
+      // The hot path: the two cancel endpoints skip Express's router (same handlers, same answers).
+      if (req.method === 'POST' && (req.url === '/cancel' || req.url === '/cancel/batch')) {
+        const requestId = requestIdFrom(req.headers['x-request-id']);
+        res.setHeader('X-Request-Id', requestId);
+        const handle = req.url === '/cancel' ? handleCancel : handleBatch;
+        handle(state, req, res, requestId).catch((err: unknown) => {
+          internalError(logger, err, requestId, req.method, req.url, res);
+        });
+        return;
+      }
+      app(req, res);
+    },
+  );
   server.keepAliveTimeout = 5_000;
 
   const { server: serverCfg } = loaded.value.config;

@@ -109,6 +109,10 @@ export const ServerSchema = z.strictObject({
   bodyLimitBytes: int(64, 16 * 1024 * 1024).default(16 * 1024),
   shutdownGraceMs: int(0, 600_000).default(10_000),
   requestTimeoutMs: int(1, 600_000).default(15_000),
+  /** A client must send its request headers within this (slow-loris clients are cut). */
+  headersTimeoutMs: int(100, 600_000).default(10_000),
+  /** A client must send its whole request within this. */
+  receiveTimeoutMs: int(100, 600_000).default(30_000),
 });
 
 export const StateSchema = z.strictObject({

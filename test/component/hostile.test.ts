@@ -1,3 +1,4 @@
+import { connect } from 'node:net';
 import {
   startMethodcallSimulator,
   type MethodcallSimulator,
@@ -53,4 +54,52 @@ it('bounds 1000 concurrent connections by the bulkhead and keeps answering probe
   expect(statuses.filter((s) => s === 200)).toHaveLength(32);
   expect(statuses.filter((s) => s === 503)).toHaveLength(968);
   expect(sim.calls).toHaveLength(32);
+});
+
+describe('slow clients', () => {
+  let slow: TestGateway;
+
+  beforeAll(async () => {
+    slow = await startTestGateway({
+      server: { headersTimeoutMs: 300, receiveTimeoutMs: 600 },
+      providers: { wh: { type: 'methodcall', url: sim.taskUrl } },
+      routes: { warehouse: { provider: 'wh' } },
+    });
+  });
+
+  afterAll(async () => {
+    await slow.close();
+  });
+
+  /** Opens a raw connection, writes `first`, never finishes; resolves with what the server sent. */
+  function dribble(first: string): Promise<{ data: string; closedAfterMs: number }> {
+    const { hostname, port } = new URL(slow.url);
+    return new Promise((resolve) => {
+      const started = performance.now();
+      let data = '';
+      const socket = connect(Number(port), hostname, () => {
+        socket.write(first);
+      });
+      socket.on('data', (chunk: Buffer) => (data += chunk.toString()));
+      socket.on('close', () => {
+        resolve({ data, closedAfterMs: performance.now() - started });
+      });
+      socket.on('error', () => undefined);
+    });
+  }
+
+  it('cuts a client that never finishes its headers (slow-loris), and keeps serving', async () => {
+    const { data } = await dribble('POST /cancel HTTP/1.1\r\nHost: x\r\nX-Slow: 1');
+    expect(data).toMatch(/^HTTP\/1\.1 408/);
+    expect((await fetch(`${slow.url}/healthz`)).status).toBe(200);
+  });
+
+  it('cuts a client that never finishes its body', async () => {
+    const { data } = await dribble(
+      'POST /cancel HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"target":',
+    );
+    // The request reached the handler, which was still reading: the connection is closed.
+    expect(data === '' || /^HTTP\/1\.1 (408|400)/.test(data)).toBe(true);
+    expect((await fetch(`${slow.url}/healthz`)).status).toBe(200);
+  });
 });

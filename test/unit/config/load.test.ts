@@ -27,6 +27,8 @@ describe('config: valid files', () => {
       bodyLimitBytes: 16384,
       shutdownGraceMs: 10000,
       requestTimeoutMs: 15000,
+      headersTimeoutMs: 10000,
+      receiveTimeoutMs: 30000,
     });
     expect(result.value.config.routes.warehouse).toEqual({ provider: 'wh', fallback: [] });
     expect(result.value.config.state).toMatchObject({ store: 'memory', rememberSeconds: 86400 });
