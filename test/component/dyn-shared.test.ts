@@ -98,6 +98,14 @@ const CASES: Case[] = [
     upstreamCode: 'UNKNOWN',
   },
   {
+    name: 'an error code Dyn never documented',
+    behaviour: { kind: 'unknown-code' },
+    status: 502,
+    outcome: 'upstream_error',
+    code: 'UPSTREAM_FAULT',
+    upstreamCode: 'SOMETHING_NEW',
+  },
+  {
     name: 'malformed body',
     behaviour: { kind: 'malformed' },
     status: 502,

@@ -229,7 +229,7 @@ describe('shared state (redis)', () => {
     expect(back.state).toBe('ok');
   });
 
-  it('holds one Dyn account limit across two gateway processes', async () => {
+  it('holds one Dyn account limit across two gateway processes, which replay each other', async () => {
     const dyn = await startDynRestSimulator();
     const file = writeConfig({
       server: { host: '127.0.0.1', port: 0 },
@@ -265,6 +265,18 @@ describe('shared state (redis)', () => {
       // One bucket of 5 (+5/s) for both processes together; two separate ones would allow twice.
       expect(sent).toBeGreaterThanOrEqual(1);
       expect(sent).toBeLessThanOrEqual(5 + Math.ceil(5 * elapsedSeconds));
+      // The processes also replay each other's confirmed cancels.
+      const done = answers.findIndex((a) => a.body.outcome === 'canceled');
+      const doneTaskId = String(answers[done]?.body.taskId);
+      const other = done < ids.length ? two : one;
+      const before = dyn.callsTo('DELETE', '/REST/Task/').length;
+      const replay = await postJson(`${other.url}/cancel`, { target: 'dns', taskId: doneTaskId });
+      expect(replay.body).toMatchObject({
+        outcome: 'canceled',
+        replayed: true,
+        taskId: doneTaskId,
+      });
+      expect(dyn.callsTo('DELETE', '/REST/Task/').length).toBe(before);
     } finally {
       one.child.kill('SIGTERM');
       two.child.kill('SIGTERM');
