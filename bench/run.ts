@@ -132,6 +132,10 @@ function gatewayConfig(): string {
     file,
     stringify({
       server: { host: '127.0.0.1', port: PORTS.gateway, bodyLimitBytes: 16384 },
+      // --max-entries N: the outcome memory's bound (state.maxEntries); default the gateway's own.
+      ...(args.includes('--max-entries')
+        ? { state: { maxEntries: Number(args[args.indexOf('--max-entries') + 1]) } }
+        : {}),
       providers: {
         wh: {
           type: 'methodcall',

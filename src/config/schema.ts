@@ -119,7 +119,8 @@ export const StateSchema = z.strictObject({
   store: z.enum(['memory', 'redis']).default('memory'),
   redisUrl: z.string().optional(),
   rememberSeconds: int(1, 30 * 86_400).default(86_400),
-  maxEntries: int(1, 10_000_000).default(100_000),
+  /** 20 000 compact entries are ~5 MB and keep RSS under 150 MB at full load (bench/README.md). */
+  maxEntries: int(1, 10_000_000).default(20_000),
 });
 
 export const ConfigSchema = z

@@ -5,7 +5,7 @@ import type { UnifiedTask } from '../core/task';
 export type Remembered =
   /**
    * A confirmed cancel: repeats replay it without calling the upstream. Only what the key does
-   * not already say is kept (the store may hold 100 000 of these).
+   * not already say is kept (the store may hold tens of thousands of these).
    */
   | { kind: 'canceled'; provider?: string; protocol?: string; task?: UnifiedTask }
   /** Our attempt ended in an ambiguous timeout: a later "does not exist" means we canceled it. */
