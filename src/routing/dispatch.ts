@@ -82,9 +82,19 @@ export async function dispatchCancel(
     if (entry !== primary && entry.provider.checkTaskId(taskId) !== undefined) continue;
     if (last !== undefined && deadline.signal.aborted) break;
     lastProvider = entry;
-    const providerLog = log.child({ requestId, target, provider: entry.name });
+    // Most cancels never log from inside a provider: build the child logger only when asked.
+    let providerLog: Logger | undefined;
+    const ctxLog = (): Logger =>
+      (providerLog ??= log.child({ requestId, target, provider: entry.name }));
     last = await entry.policy.execute(
-      (signal) => entry.provider.cancel(taskId, { signal, log: providerLog, requestId }),
+      (signal) =>
+        entry.provider.cancel(taskId, {
+          signal,
+          requestId,
+          get log() {
+            return ctxLog();
+          },
+        }),
       deadline,
       (outcome, durationMs) => {
         const record: AttemptRecord = {
