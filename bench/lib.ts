@@ -1,7 +1,9 @@
 /** Process helpers shared by the benchmark (run.ts) and the soak (soak.ts). */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
+import { stringify } from 'yaml';
 
 export const ROOT = path.join(__dirname, '..');
 
@@ -58,4 +60,47 @@ export function rssMb(pid: number): number {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   const kb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
   return kb / 1024;
+}
+
+/** Where the gateway under test listens and finds its three simulators. */
+export interface GatewayPorts {
+  gateway: number;
+  methodcall: number;
+  dynRest: number;
+  dynSoap: number;
+}
+
+/**
+ * The gateway config of the benchmark and the soak: one provider of each type on the simulators,
+ * routes `warehouse`, `dns`, `dns-soap` and `dns-failover` (REST, then SOAP). The Dyn rate limit is
+ * lifted and the bulkheads sized for the load generator; everything else keeps its default.
+ */
+export function writeGatewayConfig(
+  name: string,
+  ports: GatewayPorts,
+  extra: Record<string, unknown> = {},
+): string {
+  const dyn = { ...DEMO, maxSessions: 64, rateLimitPerSecond: 100_000, jobPollIntervalMs: 50 };
+  const room = { maxConcurrent: 256, maxQueue: 1024 };
+  const file = path.join(os.tmpdir(), `cancel-gateway-${name}-${process.pid}.yaml`);
+  const local = (port: number, rest: string): string => `http://127.0.0.1:${port}${rest}`;
+  writeFileSync(
+    file,
+    stringify({
+      server: { host: '127.0.0.1', port: ports.gateway, bodyLimitBytes: 16384 },
+      ...extra,
+      providers: {
+        wh: { type: 'methodcall', url: local(ports.methodcall, '/api/v2/task'), ...room },
+        'dns-rest': { type: 'dyn-rest', baseUrl: local(ports.dynRest, '/REST'), ...dyn, ...room },
+        'dns-soap': { type: 'dyn-soap', endpoint: local(ports.dynSoap, '/SOAP/'), ...dyn, ...room },
+      },
+      routes: {
+        warehouse: { provider: 'wh' },
+        dns: { provider: 'dns-rest' },
+        'dns-soap': { provider: 'dns-soap' },
+        'dns-failover': { provider: 'dns-rest', fallback: ['dns-soap'] },
+      },
+    }),
+  );
+  return file;
 }

@@ -19,8 +19,16 @@ import { writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import autocannon from 'autocannon';
-import { stringify } from 'yaml';
-import { DEMO, GATEWAY_NODE_FLAGS, PORTS, ROOT, cpuSeconds, rssMb, start, type Proc } from './lib';
+import {
+  GATEWAY_NODE_FLAGS,
+  PORTS,
+  ROOT,
+  cpuSeconds,
+  rssMb,
+  start,
+  writeGatewayConfig,
+  type Proc,
+} from './lib';
 
 const args = process.argv.slice(2);
 const option = (name: string, fallback: number): number => {
@@ -124,45 +132,13 @@ async function measure(s: Scenario, round: number): Promise<Measurement> {
 }
 
 function gatewayConfig(): string {
-  const dyn = { ...DEMO, maxSessions: 64, rateLimitPerSecond: 100_000, jobPollIntervalMs: 50 };
-  // Bulkheads sized for the load generator's connections; everything else is the defaults.
-  const room = { maxConcurrent: 256, maxQueue: 1024 };
-  const file = path.join(os.tmpdir(), `cancel-gateway-bench-${process.pid}.yaml`);
-  writeFileSync(
-    file,
-    stringify({
-      server: { host: '127.0.0.1', port: PORTS.gateway, bodyLimitBytes: 16384 },
-      // --max-entries N: the outcome memory's bound (state.maxEntries); default the gateway's own.
-      ...(args.includes('--max-entries')
-        ? { state: { maxEntries: Number(args[args.indexOf('--max-entries') + 1]) } }
-        : {}),
-      providers: {
-        wh: {
-          type: 'methodcall',
-          url: `http://127.0.0.1:${PORTS.methodcall}/api/v2/task`,
-          ...room,
-        },
-        'dns-rest': {
-          type: 'dyn-rest',
-          baseUrl: `http://127.0.0.1:${PORTS.dynRest}/REST`,
-          ...dyn,
-          ...room,
-        },
-        'dns-soap': {
-          type: 'dyn-soap',
-          endpoint: `http://127.0.0.1:${PORTS.dynSoap}/SOAP/`,
-          ...dyn,
-          ...room,
-        },
-      },
-      routes: {
-        warehouse: { provider: 'wh' },
-        dns: { provider: 'dns-rest' },
-        'dns-soap': { provider: 'dns-soap' },
-      },
-    }),
+  // --max-entries N: the outcome memory's bound (state.maxEntries); default the gateway's own.
+  const at = args.indexOf('--max-entries');
+  return writeGatewayConfig(
+    'bench',
+    PORTS,
+    at >= 0 ? { state: { maxEntries: Number(args[at + 1]) } } : {},
   );
-  return file;
 }
 
 /** Spawn → first 200 from /readyz, with all three provider types configured. */

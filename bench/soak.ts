@@ -7,11 +7,9 @@
  * Options: --minutes M (3), --connections N (20)
  */
 import { writeFileSync } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import autocannon from 'autocannon';
-import { stringify } from 'yaml';
-import { DEMO, GATEWAY_NODE_FLAGS, ROOT, rssMb, start, type Proc } from './lib';
+import { GATEWAY_NODE_FLAGS, ROOT, rssMb, start, writeGatewayConfig, type Proc } from './lib';
 
 const args = process.argv.slice(2);
 const option = (name: string, fallback: number): number => {
@@ -57,40 +55,7 @@ async function main(): Promise<void> {
       await start(kind, ['dist/simulators/run.js', kind, '--port', String(port)], /listening/),
     );
   }
-  const dyn = { ...DEMO, maxSessions: 32, rateLimitPerSecond: 100_000, jobPollIntervalMs: 50 };
-  const room = { maxConcurrent: 256, maxQueue: 1024 };
-  const file = path.join(os.tmpdir(), `cancel-gateway-soak-${process.pid}.yaml`);
-  writeFileSync(
-    file,
-    stringify({
-      server: { host: '127.0.0.1', port: PORTS.gateway },
-      providers: {
-        wh: {
-          type: 'methodcall',
-          url: `http://127.0.0.1:${PORTS.methodcall}/api/v2/task`,
-          ...room,
-        },
-        rest: {
-          type: 'dyn-rest',
-          baseUrl: `http://127.0.0.1:${PORTS.dynRest}/REST`,
-          ...dyn,
-          ...room,
-        },
-        soap: {
-          type: 'dyn-soap',
-          endpoint: `http://127.0.0.1:${PORTS.dynSoap}/SOAP/`,
-          ...dyn,
-          ...room,
-        },
-      },
-      routes: {
-        warehouse: { provider: 'wh' },
-        dns: { provider: 'rest' },
-        'dns-soap': { provider: 'soap' },
-        'dns-failover': { provider: 'rest', fallback: ['soap'] },
-      },
-    }),
-  );
+  const file = writeGatewayConfig('soak', PORTS);
   const gateway = await start(
     'gateway',
     [...GATEWAY_NODE_FLAGS.split(' '), 'dist/main.js', '--config', file],
