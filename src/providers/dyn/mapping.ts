@@ -155,6 +155,37 @@ export function isSessionError(msg: DynMessage | undefined): boolean {
 }
 
 /**
+ * An answer judged by its HTTP status alone: a 429 (whatever the body), or an answer without a
+ * Dyn envelope (an HTML error page, an empty or non-JSON/non-SOAP body). REST and SOAP share it.
+ */
+export function classifyHttpStatus(
+  httpStatus: number,
+  retryAfterSeconds?: number,
+): ProviderOutcome {
+  const upstream = { code: `HTTP ${httpStatus}` };
+  if (httpStatus === 429) {
+    return failed('rate_limited', 'UPSTREAM_RATE_LIMITED', 'Dyn rate limit reached (HTTP 429)', {
+      retryAfterSeconds: retryAfterSeconds ?? DYN_RATE_LIMIT_RETRY_AFTER_SECONDS,
+      upstream,
+      notSent: true,
+    });
+  }
+  if (httpStatus >= 500) {
+    // 503 is "not processed" by definition (contract §6); other 5xx may come after the work.
+    return failed('unavailable', 'UPSTREAM_UNAVAILABLE', `Dyn answered HTTP ${httpStatus}`, {
+      upstream,
+      ...(httpStatus === 503 ? { notSent: true } : {}),
+    });
+  }
+  return failed(
+    'upstream_error',
+    'UPSTREAM_BAD_RESPONSE',
+    `Dyn answered HTTP ${httpStatus} without a usable body`,
+    { upstream },
+  );
+}
+
+/**
  * Classifies one Dyn answer to a cancel (or to a job poll, which returns the cancel's envelope).
  * `httpStatus` matters only where the body says nothing usable; `retryAfterSeconds` is the
  * upstream's header when it sent one.
@@ -165,35 +196,8 @@ export function classifyCancel(
   retryAfterSeconds?: number,
 ): DynClassification {
   const out = (outcome: ProviderOutcome): DynClassification => ({ kind: 'outcome', outcome });
-  if (httpStatus === 429) {
-    return out(
-      failed('rate_limited', 'UPSTREAM_RATE_LIMITED', 'Dyn rate limit reached (HTTP 429)', {
-        retryAfterSeconds: retryAfterSeconds ?? DYN_RATE_LIMIT_RETRY_AFTER_SECONDS,
-        upstream: { code: 'HTTP 429' },
-        notSent: true,
-      }),
-    );
-  }
-  if (env === undefined) {
-    if (httpStatus >= 500) {
-      // 503 is "not processed" by definition (contract §6); other 5xx may come after the work.
-      return out(
-        failed('unavailable', 'UPSTREAM_UNAVAILABLE', `Dyn answered HTTP ${httpStatus}`, {
-          upstream: { code: `HTTP ${httpStatus}` },
-          ...(httpStatus === 503 ? { notSent: true } : {}),
-        }),
-      );
-    }
-    return out(
-      failed(
-        'upstream_error',
-        'UPSTREAM_BAD_RESPONSE',
-        `Dyn answered HTTP ${httpStatus} without a usable body`,
-        {
-          upstream: { code: `HTTP ${httpStatus}` },
-        },
-      ),
-    );
+  if (httpStatus === 429 || env === undefined) {
+    return out(classifyHttpStatus(httpStatus, retryAfterSeconds));
   }
   if (env.status === 'incomplete') {
     if (env.jobId === undefined) {

@@ -1,7 +1,7 @@
 import { Pool } from 'undici';
 import type { DynRestProviderConfig } from '../../config/schema';
 import { failed, type ProviderOutcome } from '../../core/provider-outcome';
-import type { Provider } from '../provider';
+import type { CallContext, Provider } from '../provider';
 import { readCapped } from '../read-body';
 import { classifyTransportError } from '../transport-errors';
 import { classifyCancel, classifyLogin, readEnvelope, type DynClassification } from './mapping';
@@ -143,23 +143,24 @@ export function createDynRestProvider(
       await call('DELETE', '/Session/', { token, signal });
     },
   };
+  /** A cancel or a job poll: same headers, same classification. */
+  async function ask(
+    method: 'GET' | 'DELETE',
+    path: string,
+    token: string,
+    ctx: CallContext,
+  ): Promise<DynClassification> {
+    const answer = await call(method, path, {
+      token,
+      requestId: ctx.requestId,
+      signal: ctx.signal,
+    });
+    return answer.ok ? classify(answer) : { kind: 'outcome', outcome: answer.outcome };
+  }
   const exchange: DynExchange = {
-    async cancel(taskId, token, ctx) {
-      const answer = await call('DELETE', `/Task/${encodeURIComponent(taskId)}/`, {
-        token,
-        requestId: ctx.requestId,
-        signal: ctx.signal,
-      });
-      return answer.ok ? classify(answer) : { kind: 'outcome', outcome: answer.outcome };
-    },
-    async poll(jobId, token, ctx) {
-      const answer = await call('GET', `/Job/${encodeURIComponent(jobId)}/`, {
-        token,
-        requestId: ctx.requestId,
-        signal: ctx.signal,
-      });
-      return answer.ok ? classify(answer) : { kind: 'outcome', outcome: answer.outcome };
-    },
+    cancel: (taskId, token, ctx) =>
+      ask('DELETE', `/Task/${encodeURIComponent(taskId)}/`, token, ctx),
+    poll: (jobId, token, ctx) => ask('GET', `/Job/${encodeURIComponent(jobId)}/`, token, ctx),
   };
 
   return assembleDynProvider(name, cfg, {

@@ -3,7 +3,7 @@ import { Pool } from 'undici';
 import { failed, type ProviderOutcome } from '../../core/provider-outcome';
 import { readCapped } from '../read-body';
 import { classifyTransportError } from '../transport-errors';
-import { DYN_RATE_LIMIT_RETRY_AFTER_SECONDS } from './mapping';
+import { classifyHttpStatus } from './mapping';
 
 /** A transport failure, already classified; node-soap hands it back unchanged as the rejection. */
 export class SoapTransportFailure extends Error {
@@ -133,13 +133,10 @@ export function createSoapHttpClient(
     if (status === 429) {
       const header = response.headers['retry-after'];
       throw new SoapTransportFailure(
-        failed('rate_limited', 'UPSTREAM_RATE_LIMITED', `${what} rate limit reached (HTTP 429)`, {
-          retryAfterSeconds:
-            options.retryAfter(typeof header === 'string' ? header : undefined) ??
-            DYN_RATE_LIMIT_RETRY_AFTER_SECONDS,
-          upstream,
-          notSent: true,
-        }),
+        classifyHttpStatus(
+          status,
+          options.retryAfter(typeof header === 'string' ? header : undefined),
+        ),
       );
     }
     if (/<!DOCTYPE|<!ENTITY/i.test(read.text)) {
@@ -162,23 +159,9 @@ export function createSoapHttpClient(
         ),
       );
     }
-    if (!LOOKS_LIKE_SOAP.test(read.text)) {
-      throw new SoapTransportFailure(
-        status >= 500
-          ? failed(
-              'unavailable',
-              'UPSTREAM_UNAVAILABLE',
-              `${what} answered HTTP ${status} without a SOAP envelope`,
-              { upstream, ...(status === 503 ? { notSent: true } : {}) },
-            )
-          : failed(
-              'upstream_error',
-              'UPSTREAM_BAD_RESPONSE',
-              `${what} answered HTTP ${status} without a SOAP envelope`,
-              { upstream },
-            ),
-      );
-    }
+    // Not SOAP at all (an HTML error page, an empty body): judged by its status, as REST is.
+    if (!LOOKS_LIKE_SOAP.test(read.text))
+      throw new SoapTransportFailure(classifyHttpStatus(status));
     return { status, statusCode: status, headers: response.headers, data: read.text };
   }
 
