@@ -4,8 +4,6 @@ import { delay } from '../routing/deadline';
 export interface TokenBucket {
   /** Takes a token now: 0 on success, else the milliseconds until one is available. */
   tryTake(): number;
-  /** Waits for a token; resolves false when the signal aborts first. */
-  take(signal: AbortSignal): Promise<boolean>;
 }
 
 export function createTokenBucket(
@@ -28,17 +26,7 @@ export function createTokenBucket(
     }
     return Math.ceil(((1 - tokens) / perSecond) * 1000);
   };
-  return {
-    tryTake,
-    async take(signal) {
-      for (;;) {
-        const waitMs = tryTake();
-        if (waitMs === 0) return true;
-        if (signal.aborted) return false;
-        await delay(waitMs, signal);
-      }
-    },
-  };
+  return { tryTake };
 }
 
 /** A rate limit that may live outside the process (an account-wide bucket in Redis). */
