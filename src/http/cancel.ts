@@ -274,9 +274,13 @@ export async function handleBatch(
         record(state, runtime, gated.caller.id, answer, durationMs, reason);
       }
     };
-    await Promise.all(
-      Array.from({ length: Math.min(BATCH_CONCURRENCY, items.length) }, () => worker()),
-    );
+    try {
+      await Promise.all(
+        Array.from({ length: Math.min(BATCH_CONCURRENCY, items.length) }, () => worker()),
+      );
+    } finally {
+      deadline.dispose();
+    }
     const summary: Record<string, number> = {};
     for (const r of results) summary[r.outcome] = (summary[r.outcome] ?? 0) + 1;
     const payload = JSON.stringify({

@@ -35,7 +35,6 @@ export async function dispatchCancel(
   request: DispatchRequest,
   options: DispatchOptions,
 ): Promise<HttpAnswer> {
-  const { log } = options;
   const { requestId, target, taskId } = request;
   const route = runtime.routes.get(target);
   if (route === undefined) {
@@ -75,10 +74,27 @@ export async function dispatchCancel(
     options.within === undefined
       ? deadlineIn(route.timeoutMs)
       : deadlineIn(Math.max(0, Math.min(route.timeoutMs, options.within.at - performance.now())));
+  try {
+    return await runChain(route.chain, primary, request, deadline, options);
+  } finally {
+    deadline.dispose();
+  }
+}
+
+/** The route's providers in order, within one deadline. */
+async function runChain(
+  chain: readonly ProviderRuntime[],
+  primary: ProviderRuntime,
+  request: DispatchRequest,
+  deadline: Deadline,
+  options: DispatchOptions,
+): Promise<HttpAnswer> {
+  const { log } = options;
+  const { requestId, target, taskId } = request;
   const attempts: AttemptRecord[] = [];
   let last: ProviderOutcome | undefined;
   let lastProvider = primary;
-  for (const entry of route.chain) {
+  for (const entry of chain) {
     if (entry !== primary && entry.provider.checkTaskId(taskId) !== undefined) continue;
     if (last !== undefined && deadline.signal.aborted) break;
     lastProvider = entry;

@@ -139,16 +139,20 @@ export function createPolicy(cfg: ProviderConfig, options: PolicyOptions): Provi
   async function once(
     attempt: (signal: AbortSignal) => Promise<ProviderOutcome>,
     deadline: AbortSignal,
+    deadlineAt: number,
     onAttempt: AttemptListener,
   ): Promise<ProviderOutcome> {
-    const scope = scopedTimeout(deadline, timeoutMs);
     const started = performance.now();
+    // When the deadline comes first anyway (the usual case with the defaults), its signal is
+    // the attempt's: no second timer, controller and listener per request.
+    const scope =
+      started + timeoutMs >= deadlineAt ? undefined : scopedTimeout(deadline, timeoutMs);
     try {
-      const outcome = await attempt(scope.signal);
+      const outcome = await attempt(scope?.signal ?? deadline);
       onAttempt(outcome, performance.now() - started);
       return outcome;
     } finally {
-      scope.dispose();
+      scope?.dispose();
     }
   }
 
@@ -161,7 +165,7 @@ export function createPolicy(cfg: ProviderConfig, options: PolicyOptions): Provi
   ): Promise<ProviderOutcome> {
     let backoff: IBackoff<unknown> | undefined;
     for (let n = 1; ; n++) {
-      const outcome = await once(attempt, deadline, onAttempt);
+      const outcome = await once(attempt, deadline, deadlineAt, onAttempt);
       if (n >= retry.attempts || !isRetryable(outcome) || deadline.aborted) return outcome;
       backoff = backoff === undefined ? backoffFactory.next() : backoff.next(undefined);
       if (performance.now() + backoff.duration >= deadlineAt) return outcome;
@@ -184,13 +188,17 @@ export function createPolicy(cfg: ProviderConfig, options: PolicyOptions): Provi
           );
         }
       }
-      const gone = aborted(deadline);
+      // With a free slot the attempt starts now and ends by itself at the deadline; only a
+      // queued request needs to watch the deadline to leave the queue.
+      const queued = bulk.executionSlots <= 0;
+      const gone = queued ? aborted(deadline) : undefined;
       const progress = { started: false };
       try {
         const run = bulk.execute(() => {
           progress.started = true;
           return breaker.execute(() => withRetries(attempt, deadline, deadlineAt, onAttempt));
         }, deadline);
+        if (gone === undefined) return await run;
         // A request still queued at its deadline leaves; the queue entry is dropped when reached.
         run.catch(() => undefined);
         const first = await Promise.race([run, gone.promise.then(() => undefined)]);
@@ -228,7 +236,7 @@ export function createPolicy(cfg: ProviderConfig, options: PolicyOptions): Provi
         }
         throw err;
       } finally {
-        gone.dispose();
+        gone?.dispose();
       }
     },
     circuitState: () => stateOf(breaker.state),
