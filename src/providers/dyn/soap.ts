@@ -12,6 +12,7 @@ import {
 } from './mapping';
 import type { StateStore } from '../../state/store';
 import type { SessionTransport } from './session';
+import { compileSoapBody } from './soap-body';
 import { createSoapHttpClient, SoapTransportFailure } from './soap-http';
 import { openDynSoapClient, type DynSoapOperation } from './wsdl';
 
@@ -23,7 +24,7 @@ type SoapReply =
 
 type SoapAsyncMethod = (
   args: Record<string, unknown>,
-  options: { signal: AbortSignal },
+  options: { signal: AbortSignal; exchangeId?: string },
   extraHeaders: Record<string, string>,
 ) => Promise<unknown[]>;
 
@@ -85,6 +86,9 @@ export async function createDynSoapProvider(
     throw err;
   }
   const methods = client as unknown as Record<string, unknown>;
+  // The per-request bodies, from node-soap's own rendering of the WSDL (see soap-body.ts).
+  const cancelBody = compileSoapBody(client, 'CancelTask', 'task_id');
+  const pollBody = compileSoapBody(client, 'GetJob', 'job_id');
 
   async function call(
     op: DynSoapOperation,
@@ -97,8 +101,9 @@ export async function createDynSoapProvider(
     if (typeof method !== 'function') throw new Error(`node-soap client has no ${op}Async`);
     const headers: Record<string, string> =
       requestId === undefined ? {} : { 'x-request-id': requestId };
+    const options = requestId === undefined ? { signal } : { signal, exchangeId: requestId };
     try {
-      const [result] = await (method as SoapAsyncMethod).call(client, args, { signal }, headers);
+      const [result] = await (method as SoapAsyncMethod).call(client, args, options, headers);
       return { kind: 'response', envelope: readEnvelope(result) };
     } catch (err) {
       if (err instanceof SoapTransportFailure) return { kind: 'failed', outcome: err.outcome };
@@ -150,7 +155,9 @@ export async function createDynSoapProvider(
     async cancel(taskId, token, ctx) {
       const reply = await call(
         'CancelTask',
-        { token, fault_incompat: 1, task_id: taskId },
+        cancelBody === undefined
+          ? { token, fault_incompat: 1, task_id: taskId }
+          : { _xml: cancelBody(token, taskId) },
         ctx.signal,
         ctx.requestId,
       );
@@ -159,7 +166,9 @@ export async function createDynSoapProvider(
     async poll(jobId, token, ctx) {
       const reply = await call(
         'GetJob',
-        { token, fault_incompat: 1, job_id: jobId },
+        pollBody === undefined
+          ? { token, fault_incompat: 1, job_id: jobId }
+          : { _xml: pollBody(token, jobId) },
         ctx.signal,
         ctx.requestId,
       );
