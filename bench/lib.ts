@@ -29,7 +29,11 @@ export function start(name: string, command: string[], ready: RegExp): Promise<P
     const child = spawn(process.execPath, command, {
       cwd: ROOT,
       stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, LOG_LEVEL: 'info', DEMO_DYN_PASSWORD: DEMO.password },
+      env: {
+        ...process.env,
+        LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'info',
+        DEMO_DYN_PASSWORD: DEMO.password,
+      },
     });
     let seen = '';
     const onData = (chunk: Buffer): void => {

@@ -55,6 +55,8 @@ interface Scenario {
   url: string;
   /** The process whose CPU and RSS are measured. */
   measured: () => Proc;
+  /** The upstream simulator behind it (its CPU is reported too: all processes share the cores). */
+  upstream?: () => Proc;
   contentType: string;
   body: () => string;
   connections?: number;
@@ -74,6 +76,9 @@ interface Measurement {
   non2xx: number;
   cpuMsPerRequest: number;
   cpuMsPerItem: number;
+  /** CPU of the upstream simulator and of the load generator (this process), per request. */
+  upstreamCpuMsPerRequest: number;
+  loadCpuMsPerRequest: number;
   peakRssMb: number;
 }
 
@@ -104,7 +109,10 @@ function fire(s: Scenario, seconds: number): Promise<autocannon.Result> {
 async function measure(s: Scenario, round: number): Promise<Measurement> {
   await fire(s, WARMUP);
   const pid = s.measured().child.pid!;
+  const upstreamPid = s.upstream?.().child.pid;
   const cpuBefore = cpuSeconds(pid);
+  const upstreamBefore = upstreamPid === undefined ? 0 : cpuSeconds(upstreamPid);
+  const loadBefore = process.cpuUsage();
   let peak = rssMb(pid);
   const sampler = setInterval(() => {
     peak = Math.max(peak, rssMb(pid));
@@ -113,6 +121,11 @@ async function measure(s: Scenario, round: number): Promise<Measurement> {
   clearInterval(sampler);
   peak = Math.max(peak, rssMb(pid));
   const cpu = cpuSeconds(pid) - cpuBefore;
+  const upstreamCpu = upstreamPid === undefined ? 0 : cpuSeconds(upstreamPid) - upstreamBefore;
+  const load = process.cpuUsage(loadBefore);
+  const loadCpu = (load.user + load.system) / 1e6;
+  const perRequest = (seconds: number): number =>
+    total === 0 ? 0 : Number(((seconds * 1000) / total).toFixed(3));
   const total = result.requests.total;
   const items = s.itemsPerRequest ?? 1;
   return {
@@ -125,8 +138,10 @@ async function measure(s: Scenario, round: number): Promise<Measurement> {
     latencyMax: result.latency.max,
     errors: result.errors + result.timeouts,
     non2xx: result.non2xx,
-    cpuMsPerRequest: total === 0 ? 0 : Number(((cpu * 1000) / total).toFixed(3)),
+    cpuMsPerRequest: perRequest(cpu),
     cpuMsPerItem: total === 0 ? 0 : Number(((cpu * 1000) / (total * items)).toFixed(4)),
+    upstreamCpuMsPerRequest: perRequest(upstreamCpu),
+    loadCpuMsPerRequest: perRequest(loadCpu),
     peakRssMb: Math.round(peak),
   };
 }
@@ -181,7 +196,7 @@ async function main(): Promise<void> {
     procs.push(await sim('methodcall', PORTS.methodcall));
     procs.push(await sim('dyn-rest', PORTS.dynRest));
     procs.push(await sim('dyn-soap', PORTS.dynSoap));
-    const methodcallSim = procs[0]!;
+    const [methodcallSim, dynRestSim, dynSoapSim] = procs as [Proc, Proc, Proc];
     const baseline = await start(
       'baseline',
       [
@@ -228,6 +243,7 @@ async function main(): Promise<void> {
         label: 'B  bare node:http + undici forwarder',
         url: `http://127.0.0.1:${PORTS.baseline}/cancel`,
         measured: () => baseline,
+        upstream: () => methodcallSim,
         contentType: json,
         body: () => cancelBody('warehouse'),
       },
@@ -236,6 +252,7 @@ async function main(): Promise<void> {
         label: 'C  gateway, methodcall',
         url: `${g}/cancel`,
         measured: () => gateway,
+        upstream: () => methodcallSim,
         contentType: json,
         body: () => cancelBody('warehouse'),
       },
@@ -244,6 +261,7 @@ async function main(): Promise<void> {
         label: 'C  gateway, dyn-rest',
         url: `${g}/cancel`,
         measured: () => gateway,
+        upstream: () => dynRestSim,
         contentType: json,
         body: () => cancelBody('dns'),
       },
@@ -252,6 +270,7 @@ async function main(): Promise<void> {
         label: 'C  gateway, dyn-soap',
         url: `${g}/cancel`,
         measured: () => gateway,
+        upstream: () => dynSoapSim,
         contentType: json,
         body: () => cancelBody('dns-soap'),
       },
@@ -260,6 +279,7 @@ async function main(): Promise<void> {
         label: 'D  gateway, /cancel/batch × 100 (methodcall)',
         url: `${g}/cancel/batch`,
         measured: () => gateway,
+        upstream: () => methodcallSim,
         contentType: json,
         connections: 4,
         itemsPerRequest: 100,
@@ -276,6 +296,7 @@ async function main(): Promise<void> {
         label: 'D  gateway, 100 single requests (methodcall)',
         url: `${g}/cancel`,
         measured: () => gateway,
+        upstream: () => methodcallSim,
         contentType: json,
         connections: 4 * 16,
         body: () => cancelBody('warehouse'),
@@ -322,6 +343,8 @@ async function main(): Promise<void> {
         latencyP99: median(rs.map((r) => r.latencyP99)),
         latencyMax: Math.max(...rs.map((r) => r.latencyMax)),
         cpuMsPerRequest: median(rs.map((r) => r.cpuMsPerRequest)),
+        upstreamCpuMsPerRequest: median(rs.map((r) => r.upstreamCpuMsPerRequest)),
+        loadCpuMsPerRequest: median(rs.map((r) => r.loadCpuMsPerRequest)),
         peakRssMb: Math.max(...rs.map((r) => r.peakRssMb)),
         errors: rs.reduce((n, r) => n + r.errors + r.non2xx, 0),
       };
@@ -338,11 +361,11 @@ async function main(): Promise<void> {
       `Machine: ${machine.cpus}, ${machine.memoryGb} GB, ${machine.os}, Node ${machine.node}.`,
       `${CONNECTIONS} connections, ${DURATION} s per run after ${WARMUP} s warm-up, ${ROUNDS} rounds (median). Start to /readyz 200: ${readyMs} ms.`,
       '',
-      '| scenario | req/s | items/s | p50 ms | p99 ms | max ms | CPU ms/req | peak RSS MB | vs A | vs B | errors |',
-      '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+      '| scenario | req/s | items/s | p50 ms | p99 ms | max ms | CPU ms/req | upstream CPU ms/req | load gen CPU ms/req | peak RSS MB | vs A | vs B | errors |',
+      '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
       ...summary.map(
         (r) =>
-          `| ${r.label} | ${r.requestsPerSecond} | ${r.itemsPerSecond} | ${r.latencyP50} | ${r.latencyP99} | ${r.latencyMax} | ${r.cpuMsPerRequest} | ${r.peakRssMb} | ${a === undefined ? '' : `${Math.round((100 * r.itemsPerSecond) / a.itemsPerSecond)}%`} | ${b === undefined ? '' : `${Math.round((100 * r.itemsPerSecond) / b.itemsPerSecond)}%`} | ${r.errors} |`,
+          `| ${r.label} | ${r.requestsPerSecond} | ${r.itemsPerSecond} | ${r.latencyP50} | ${r.latencyP99} | ${r.latencyMax} | ${r.cpuMsPerRequest} | ${r.upstreamCpuMsPerRequest || ''} | ${r.loadCpuMsPerRequest} | ${r.peakRssMb} | ${a === undefined ? '' : `${Math.round((100 * r.itemsPerSecond) / a.itemsPerSecond)}%`} | ${b === undefined ? '' : `${Math.round((100 * r.itemsPerSecond) / b.itemsPerSecond)}%`} | ${r.errors} |`,
       ),
     ];
     if (soak.length > 0) {
