@@ -2,7 +2,7 @@ import { Pool } from 'undici';
 import type { DynRestProviderConfig } from '../../config/schema';
 import { failed, type ProviderOutcome } from '../../core/provider-outcome';
 import type { CallContext, Provider } from '../provider';
-import { readCapped } from '../read-body';
+import { exchange as httpExchange } from '../http-exchange';
 import { classifyTransportError } from '../transport-errors';
 import { classifyCancel, classifyLogin, readEnvelope, type DynClassification } from './mapping';
 import { DYN_DEFAULTS, assembleDynProvider, parseRetryAfter, type DynExchange } from './flow';
@@ -47,24 +47,19 @@ export function createDynRestProvider(
     };
     if (options.token !== undefined) headers['auth-token'] = options.token;
     if (options.requestId !== undefined) headers['x-request-id'] = options.requestId;
-    let response;
-    try {
-      response = await pool.request({
-        method,
-        path: `${basePath}${path}`,
-        headers,
-        body: options.body ?? null,
-        signal: options.signal,
-      });
-    } catch (err) {
-      return { ok: false, outcome: classifyTransportError(err, options.signal, what) };
-    }
-    let read;
-    try {
-      read = await readCapped(response.body, response.headers, maxResponseBytes);
-    } catch (err) {
+    const result = await httpExchange(pool, {
+      method,
+      path: `${basePath}${path}`,
+      headers,
+      body: options.body ?? null,
+      signal: options.signal,
+      maxBytes: maxResponseBytes,
+    });
+    if (result.kind === 'failed')
+      return { ok: false, outcome: classifyTransportError(result.error, options.signal, what) };
+    if (result.kind === 'cut') {
       if (options.signal.aborted)
-        return { ok: false, outcome: classifyTransportError(err, options.signal, what) };
+        return { ok: false, outcome: classifyTransportError(result.error, options.signal, what) };
       return {
         ok: false,
         outcome: failed(
@@ -74,7 +69,7 @@ export function createDynRestProvider(
         ),
       };
     }
-    if (!read.ok) {
+    if (result.kind === 'too_large') {
       return {
         ok: false,
         outcome: failed(
@@ -84,22 +79,22 @@ export function createDynRestProvider(
         ),
       };
     }
+    const { status, headers: responseHeaders, text } = result;
     let json: unknown;
-    const type = String(response.headers['content-type'] ?? '');
+    const type = String(responseHeaders['content-type'] ?? '');
     // A 307's body is the job path as text/html; only JSON bodies are envelopes.
-    if (type.includes('json') || /^\s*[[{]/.test(read.text)) {
+    if (type.includes('json') || /^\s*[[{]/.test(text)) {
       try {
-        json = JSON.parse(read.text) as unknown;
+        json = JSON.parse(text) as unknown;
       } catch {
         json = undefined;
       }
     }
-    const answer: RestAnswer = { ok: true, status: response.statusCode, json };
-    const location = response.headers.location;
+    const answer: RestAnswer = { ok: true, status, json };
+    const location = responseHeaders.location;
     if (typeof location === 'string') answer.location = location;
-    else if (response.statusCode === 307 && JOB_PATH.test(read.text))
-      answer.location = read.text.trim();
-    const retryAfter = response.headers['retry-after'];
+    else if (status === 307 && JOB_PATH.test(text)) answer.location = text.trim();
+    const retryAfter = responseHeaders['retry-after'];
     if (typeof retryAfter === 'string') answer.retryAfter = retryAfter;
     return answer;
   }

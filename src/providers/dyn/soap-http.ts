@@ -1,7 +1,7 @@
 import type { IExOptions, IHeaders, IHttpClient } from 'soap';
 import { Pool } from 'undici';
 import { failed, type ProviderOutcome } from '../../core/provider-outcome';
-import { readCapped } from '../read-body';
+import { exchange as httpExchange, type ResponseHeaders } from '../http-exchange';
 import { classifyTransportError } from '../transport-errors';
 import { classifyHttpStatus } from './mapping';
 
@@ -27,7 +27,7 @@ export interface SoapHttpOptions {
 interface SoapHttpResponse {
   status: number;
   statusCode: number;
-  headers: Record<string, string | string[] | undefined>;
+  headers: ResponseHeaders;
   data: string;
 }
 
@@ -91,26 +91,22 @@ export function createSoapHttpClient(
   ): Promise<SoapHttpResponse> {
     const url = new URL(rurl);
     const what = options.what;
-    let response;
-    try {
-      response = await poolFor(url.origin).request({
-        method: 'POST',
-        path: `${url.pathname}${url.search}`,
-        headers: {
-          ...(headers as Record<string, string>),
-          'content-length': String(Buffer.byteLength(data)),
-        },
-        body: data,
-        signal,
-      });
-    } catch (err) {
-      throw new SoapTransportFailure(classifyTransportError(err, signal, what));
-    }
-    let read;
-    try {
-      read = await readCapped(response.body, response.headers, options.maxResponseBytes);
-    } catch (err) {
-      if (signal.aborted) throw new SoapTransportFailure(classifyTransportError(err, signal, what));
+    const result = await httpExchange(poolFor(url.origin), {
+      method: 'POST',
+      path: `${url.pathname}${url.search}`,
+      headers: {
+        ...(headers as Record<string, string>),
+        'content-length': String(Buffer.byteLength(data)),
+      },
+      body: data,
+      signal,
+      maxBytes: options.maxResponseBytes,
+    });
+    if (result.kind === 'failed')
+      throw new SoapTransportFailure(classifyTransportError(result.error, signal, what));
+    if (result.kind === 'cut') {
+      if (signal.aborted)
+        throw new SoapTransportFailure(classifyTransportError(result.error, signal, what));
       throw new SoapTransportFailure(
         failed(
           'upstream_error',
@@ -119,7 +115,7 @@ export function createSoapHttpClient(
         ),
       );
     }
-    if (!read.ok) {
+    if (result.kind === 'too_large') {
       throw new SoapTransportFailure(
         failed(
           'upstream_error',
@@ -128,10 +124,10 @@ export function createSoapHttpClient(
         ),
       );
     }
-    const status = response.statusCode;
+    const { status, text } = result;
     const upstream = { code: `HTTP ${status}` };
     if (status === 429) {
-      const header = response.headers['retry-after'];
+      const header = result.headers['retry-after'];
       throw new SoapTransportFailure(
         classifyHttpStatus(
           status,
@@ -139,7 +135,7 @@ export function createSoapHttpClient(
         ),
       );
     }
-    if (/<!DOCTYPE|<!ENTITY/i.test(read.text)) {
+    if (/<!DOCTYPE|<!ENTITY/i.test(text)) {
       throw new SoapTransportFailure(
         failed(
           'upstream_error',
@@ -149,7 +145,7 @@ export function createSoapHttpClient(
         ),
       );
     }
-    if (xmlDepth(read.text) > MAX_XML_DEPTH) {
+    if (xmlDepth(text) > MAX_XML_DEPTH) {
       throw new SoapTransportFailure(
         failed(
           'upstream_error',
@@ -160,9 +156,8 @@ export function createSoapHttpClient(
       );
     }
     // Not SOAP at all (an HTML error page, an empty body): judged by its status, as REST is.
-    if (!LOOKS_LIKE_SOAP.test(read.text))
-      throw new SoapTransportFailure(classifyHttpStatus(status));
-    return { status, statusCode: status, headers: response.headers, data: read.text };
+    if (!LOOKS_LIKE_SOAP.test(text)) throw new SoapTransportFailure(classifyHttpStatus(status));
+    return { status, statusCode: status, headers: result.headers, data: text };
   }
 
   const client = {

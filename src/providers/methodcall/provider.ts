@@ -2,7 +2,7 @@ import { Pool } from 'undici';
 import type { MethodcallProviderConfig } from '../../config/schema';
 import { failed, type ProviderOutcome } from '../../core/provider-outcome';
 import type { CallContext, Provider } from '../provider';
-import { readCapped } from '../read-body';
+import { exchange } from '../http-exchange';
 import { classifyTransportError } from '../transport-errors';
 import { classifyAnswer, decodeResponse, encodeCancelTask, methodcallTaskIdProblem } from './xml';
 
@@ -26,44 +26,39 @@ export function createMethodcallProvider(name: string, cfg: MethodcallProviderCo
   const what = `methodcall upstream "${name}"`;
 
   async function cancel(taskId: string, ctx: CallContext): Promise<ProviderOutcome> {
-    const body = encodeCancelTask(taskId);
-    let response;
-    try {
-      response = await pool.request({
-        method: 'POST',
-        path,
-        headers: {
-          'content-type': 'application/xml',
-          accept: 'application/xml',
-          'x-request-id': ctx.requestId,
-        },
-        body,
-        signal: ctx.signal,
-      });
-    } catch (err) {
-      return classifyTransportError(err, ctx.signal, what);
+    const result = await exchange(pool, {
+      method: 'POST',
+      path,
+      headers: {
+        'content-type': 'application/xml',
+        accept: 'application/xml',
+        'x-request-id': ctx.requestId,
+      },
+      body: encodeCancelTask(taskId),
+      signal: ctx.signal,
+      maxBytes: maxResponseBytes,
+    });
+    switch (result.kind) {
+      case 'failed':
+        return classifyTransportError(result.error, ctx.signal, what);
+      case 'cut':
+        if (ctx.signal.aborted) return classifyTransportError(result.error, ctx.signal, what);
+        return failed(
+          'upstream_error',
+          'UPSTREAM_BAD_RESPONSE',
+          `${what} closed the connection in the middle of its answer; whether the cancel happened is unknown`,
+          { upstream: { code: `HTTP ${result.status}` } },
+        );
+      case 'too_large':
+        return failed(
+          'upstream_error',
+          'UPSTREAM_RESPONSE_TOO_LARGE',
+          `${what} answered more than ${maxResponseBytes} bytes`,
+          { upstream: { code: `HTTP ${result.status}` } },
+        );
+      case 'answered':
+        return classifyAnswer(result.status, decodeResponse(result.text));
     }
-    let read;
-    try {
-      read = await readCapped(response.body, response.headers, maxResponseBytes);
-    } catch (err) {
-      if (ctx.signal.aborted) return classifyTransportError(err, ctx.signal, what);
-      return failed(
-        'upstream_error',
-        'UPSTREAM_BAD_RESPONSE',
-        `${what} closed the connection in the middle of its answer; whether the cancel happened is unknown`,
-        { upstream: { code: `HTTP ${response.statusCode}` } },
-      );
-    }
-    if (!read.ok) {
-      return failed(
-        'upstream_error',
-        'UPSTREAM_RESPONSE_TOO_LARGE',
-        `${what} answered more than ${maxResponseBytes} bytes`,
-        { upstream: { code: `HTTP ${response.statusCode}` } },
-      );
-    }
-    return classifyAnswer(response.statusCode, decodeResponse(read.text));
   }
 
   return {
