@@ -2,7 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { RequestHandler } from 'express';
 import { BatchEnvelopeSchema, CancelRequestSchema, toProblems } from '../core/request';
 import { gatewayFailure, statusOf, type HttpAnswer, type UnifiedResult } from '../core/result';
-import type { Logger } from '../observability/logger';
+import { logLine, type Logger } from '../observability/logger';
 import type { Metrics } from '../observability/metrics';
 import { deadlineIn, type Deadline } from '../routing/deadline';
 import { dispatchCancel } from '../routing/dispatch';
@@ -149,7 +149,9 @@ function record(
     outcome: b.outcome,
   });
   state.metrics.cancelDuration.observe({ target, outcome: b.outcome }, durationMs / 1000);
-  state.logger[answer.status >= 500 ? 'warn' : 'info'](
+  logLine(
+    state.logger,
+    answer.status >= 500 ? 'warn' : 'info',
     {
       requestId: b.requestId,
       caller,

@@ -65,6 +65,37 @@ export function scrubSecrets(fields: Fields, depth = 0): Fields {
   return changes === undefined ? fields : copyWith(fields, changes);
 }
 
+/** Loggers made by createLogger, and the stream their lines go to (for `logLine`). */
+const destinations = new WeakMap<Logger, DestinationStream>();
+
+/** What `logLine` writes after the fields; pino writes the same from `base`. */
+const SERVICE = 'cancel-gateway';
+
+/**
+ * One line for the hot path (the per-cancel line), byte for byte what `logger[level](fields, msg)`
+ * writes, but serialized by one `JSON.stringify` instead of pino's field-by-field string building
+ * (a tenth of the gateway's allocations per cancel). Fields are scrubbed like every other line.
+ * A logger this module did not make (or a child) goes through pino.
+ */
+export function logLine(
+  logger: Logger,
+  level: 'info' | 'warn',
+  fields: Record<string, unknown>,
+  msg: string,
+): void {
+  const destination = destinations.get(logger);
+  if (destination === undefined) {
+    logger[level](fields, msg);
+    return;
+  }
+  if (!logger.isLevelEnabled(level)) return;
+  const json = JSON.stringify(scrubSecrets(fields));
+  const body = json.length > 2 ? `${json.slice(1, -1)},` : '';
+  destination.write(
+    `{"level":"${level}","time":"${new Date().toISOString()}","service":"${SERVICE}",${body}"msg":${JSON.stringify(msg)}}\n`,
+  );
+}
+
 export interface LoggerOptions {
   level?: string;
   /** Where lines go; stdout (asynchronously) when absent. */
@@ -76,7 +107,7 @@ export function createLogger(options: LoggerOptions = {}): Logger {
   const root = pino(
     {
       level: options.level ?? 'info',
-      base: { service: 'cancel-gateway' },
+      base: { service: SERVICE },
       timestamp: pino.stdTimeFunctions.isoTime,
       formatters: {
         level: (label) => ({ level: label }),
@@ -95,6 +126,7 @@ export function createLogger(options: LoggerOptions = {}): Logger {
       return protoChild.call(this, scrubSecrets(bindings), opts);
     },
   });
+  destinations.set(root, destination);
   return root;
 }
 

@@ -1,4 +1,4 @@
-import { createLogger, REDACTED, scrubSecrets } from '../../src/observability/logger';
+import { createLogger, logLine, REDACTED, scrubSecrets } from '../../src/observability/logger';
 
 function capture(): {
   lines: () => Record<string, unknown>[];
@@ -87,5 +87,50 @@ describe('log redaction (contract §8)', () => {
     const scrubbed = scrubSecrets(withSecret);
     expect(scrubbed).toEqual({ nested: { password: REDACTED } });
     expect(withSecret.nested.password).toBe(SECRET);
+  });
+});
+
+describe('logLine (the per-cancel line)', () => {
+  const withoutTime = (line: string): string => line.replace(/"time":"[^"]+"/, '"time":"T"');
+  const fields = {
+    requestId: 'req-1',
+    caller: 'orders',
+    target: 'dns',
+    provider: 'dns-rest',
+    taskId: '123',
+    outcome: 'canceled',
+    status: 200,
+    durationMs: 4,
+    attempts: [{ provider: 'dns-rest', outcome: 'canceled', durationMs: 4 }],
+    errorCode: undefined,
+    reason: 'quote "needs" escaping \\ and \u2028 and é',
+    ratio: Number.NaN,
+  };
+
+  it.each(['info', 'warn'] as const)('writes exactly what pino writes (%s)', (level) => {
+    const viaPino = capture();
+    createLogger({ destination: viaPino })[level](fields, 'cancel');
+    const viaLine = capture();
+    logLine(createLogger({ destination: viaLine }), level, fields, 'cancel');
+    expect(viaLine.text()).toMatch(/"time":"\d{4}-\d\d-\d\dT[\d:.]+Z"/);
+    expect(withoutTime(viaLine.text())).toBe(withoutTime(viaPino.text()));
+  });
+
+  it('writes nothing below the logger level, and censors secrets', () => {
+    const out = capture();
+    const log = createLogger({ destination: out, level: 'warn' });
+    logLine(log, 'info', { requestId: 'r' }, 'cancel');
+    expect(out.text()).toBe('');
+    logLine(log, 'warn', { requestId: 'r', token: 'hunter2' }, 'cancel');
+    expect(out.lines()).toEqual([
+      expect.objectContaining({ level: 'warn', requestId: 'r', token: REDACTED, msg: 'cancel' }),
+    ]);
+  });
+
+  it('goes through pino for a logger it did not make (a child)', () => {
+    const out = capture();
+    const child = createLogger({ destination: out }).child({ component: 'x' });
+    logLine(child, 'info', { requestId: 'r' }, 'cancel');
+    expect(out.lines()[0]).toMatchObject({ component: 'x', requestId: 'r', msg: 'cancel' });
   });
 });
