@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { trimOldest, type SimulatorMemory } from './http-util';
 
 /**
  * The Dyn back end both simulators share, as REST and SOAP share Dyn's BLL: sessions, an in-memory
@@ -123,7 +124,8 @@ export interface DynBackend {
   reset(): void;
 }
 
-export function createDynBackend(account: Partial<DynAccount> = {}): DynBackend {
+export function createDynBackend(account: Partial<DynAccount> & SimulatorMemory = {}): DynBackend {
+  const limit = account.memoryLimit ?? Number.POSITIVE_INFINITY;
   const creds: DynAccount = {
     customerName: account.customerName ?? 'acme',
     userName: account.userName ?? 'api-user',
@@ -187,6 +189,7 @@ export function createDynBackend(account: Partial<DynAccount> = {}): DynBackend 
         args: [{ name: 'zone', value: 'example.com' }],
       };
       tasks.set(id, task);
+      trimOldest(tasks, limit);
     }
     return task;
   }
@@ -210,6 +213,7 @@ export function createDynBackend(account: Partial<DynAccount> = {}): DynBackend 
   ): BackendResult {
     const jobId = String(nextJobId++);
     jobs.set(jobId, { token, remainingPolls: polls, result: cancelNow(id) });
+    trimOldest(jobs, limit);
     return { kind: 'job', jobId, style };
   }
 
@@ -393,14 +397,18 @@ export function createDynBackend(account: Partial<DynAccount> = {}): DynBackend 
   };
 }
 
-/** Shared by both simulators: a predicate-waiting list of recorded calls. */
-export function callLog<T>() {
+/**
+ * Shared by both simulators: a predicate-waiting list of recorded calls. With a `limit`, the
+ * oldest calls are dropped in batches once twice that many are held.
+ */
+export function callLog<T>(limit = Number.POSITIVE_INFINITY) {
   const calls: T[] = [];
   const waiters: { test: (all: readonly T[]) => boolean; resolve: () => void }[] = [];
   return {
     calls,
     record(call: T): void {
       calls.push(call);
+      if (calls.length >= 2 * limit) calls.splice(0, calls.length - limit);
       for (const w of [...waiters]) {
         if (w.test(calls)) {
           waiters.splice(waiters.indexOf(w), 1);

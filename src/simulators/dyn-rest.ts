@@ -8,11 +8,17 @@ import {
   type DynBehaviour,
   type HostileKind,
 } from './dyn-backend';
-import { serve, readBody, waitUnlessGone, type RecordedCall } from './http-util';
+import {
+  serve,
+  readBody,
+  waitUnlessGone,
+  type RecordedCall,
+  type SimulatorMemory,
+} from './http-util';
 
 export type { DynBehaviour } from './dyn-backend';
 
-export interface DynRestSimulatorOptions extends Partial<DynAccount> {
+export interface DynRestSimulatorOptions extends Partial<DynAccount>, SimulatorMemory {
   port?: number;
   host?: string;
 }
@@ -66,7 +72,7 @@ export async function startDynRestSimulator(
   options: DynRestSimulatorOptions = {},
 ): Promise<DynRestSimulator> {
   const backend: DynBackend = createDynBackend(options);
-  const log = callLog<RecordedCall>();
+  const log = callLog<RecordedCall>(options.memoryLimit);
 
   const send = (
     res: ServerResponse,

@@ -83,3 +83,21 @@ export function waitUnlessGone(res: ServerResponse, ms: number): Promise<boolean
     res.once('close', onClose);
   });
 }
+
+/** How much a long-running simulator keeps (its CLI, the demo, docker-compose). */
+export interface SimulatorMemory {
+  /**
+   * At most this many recorded calls and remembered tasks/jobs are kept, the oldest forgotten
+   * first. Unbounded when absent: tests read every call; a simulator that runs for days must not
+   * grow without bound.
+   */
+  memoryLimit?: number;
+}
+
+/** Drops the oldest entries of an insertion-ordered map past `limit`. */
+export function trimOldest(map: Map<string, unknown> | Set<string>, limit: number): void {
+  for (const key of map.keys()) {
+    if (map.size <= limit) return;
+    map.delete(key);
+  }
+}

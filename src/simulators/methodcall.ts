@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { XMLParser } from 'fast-xml-parser';
-import { serve, readBody, waitUnlessGone, type RecordedCall } from './http-util';
+import { serve, readBody, trimOldest, waitUnlessGone, type RecordedCall } from './http-util';
 
 /** How the simulator answers a `cancel_task` for one task id. */
 export type MethodcallBehaviour =
@@ -28,6 +28,8 @@ export interface MethodcallSimulatorOptions {
   host?: string;
   /** Path of the task interface; `/api/v2/task` as on a real controller. */
   path?: string;
+  /** At most this many recorded calls and canceled task ids (see SimulatorMemory). */
+  memoryLimit?: number;
 }
 
 export interface MethodcallCall extends RecordedCall {
@@ -76,8 +78,10 @@ export async function startMethodcallSimulator(
     for (const resolve of waiting) resolve();
   };
   const waiters: { count: number; resolve: () => void }[] = [];
+  const limit = options.memoryLimit ?? Number.POSITIVE_INFINITY;
   const record = (call: MethodcallCall): void => {
     calls.push(call);
+    if (calls.length >= 2 * limit) calls.splice(0, calls.length - limit);
     for (const w of [...waiters]) {
       if (calls.length >= w.count) {
         waiters.splice(waiters.indexOf(w), 1);
@@ -99,10 +103,12 @@ export async function startMethodcallSimulator(
     switch (b.kind) {
       case 'ok':
         canceled.add(taskId);
+        trimOldest(canceled, limit);
         send(200, xml('<params/>'));
         return;
       case 'ok-verbose':
         canceled.add(taskId);
+        trimOldest(canceled, limit);
         send(200, xml(`<params><task_id>${taskId}</task_id></params>`));
         return;
       case 'fault':

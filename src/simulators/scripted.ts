@@ -9,6 +9,9 @@ export const DEMO_DYN = {
   password: 'demo-password',
 } as const;
 
+/** What a long-running simulator remembers at most (calls, tasks): bounded memory for days. */
+export const SCRIPTED_MEMORY_LIMIT = 10_000;
+
 export type SimulatorKind = 'methodcall' | 'dyn-rest' | 'dyn-soap';
 
 export const DEFAULT_SIM_PORTS: Record<SimulatorKind, number> = {
@@ -28,14 +31,23 @@ export async function startScriptedSimulator(
 ): Promise<{ url: string; close(): Promise<void> }> {
   switch (kind) {
     case 'methodcall': {
-      const sim = await startMethodcallSimulator({ port, host });
+      const sim = await startMethodcallSimulator({
+        port,
+        host,
+        memoryLimit: SCRIPTED_MEMORY_LIMIT,
+      });
       sim.setBehaviour(1017, { kind: 'fault', code: 1017 });
       sim.setBehaviour(1045, { kind: 'fault', code: 1045 });
       sim.setBehaviour(4242, { kind: 'slow', delayMs: 30_000 });
       return { url: sim.taskUrl, close: () => sim.close() };
     }
     case 'dyn-rest': {
-      const sim = await startDynRestSimulator({ port, host, ...DEMO_DYN });
+      const sim = await startDynRestSimulator({
+        port,
+        host,
+        ...DEMO_DYN,
+        memoryLimit: SCRIPTED_MEMORY_LIMIT,
+      });
       sim.setBehaviour(404, { kind: 'not-found' });
       sim.setBehaviour(307, { kind: 'redirect-job', polls: 2 });
       sim.setBehaviour(2011, { kind: 'token-expired-once' });
@@ -45,7 +57,12 @@ export async function startScriptedSimulator(
       return { url: sim.baseUrl, close: () => sim.close() };
     }
     case 'dyn-soap': {
-      const sim = await startDynSoapSimulator({ port, host, ...DEMO_DYN });
+      const sim = await startDynSoapSimulator({
+        port,
+        host,
+        ...DEMO_DYN,
+        memoryLimit: SCRIPTED_MEMORY_LIMIT,
+      });
       sim.setBehaviour(404, { kind: 'not-found' });
       sim.setBehaviour(777, { kind: 'incomplete-job', polls: 2 });
       return { url: sim.endpoint, close: () => sim.close() };
