@@ -7,6 +7,7 @@ export type BodyResult =
 /** True for `application/json` and `application/*+json`, with no charset other than UTF-8. */
 export function isJsonContentType(header: string | undefined): boolean {
   if (header === undefined) return false;
+  if (header === 'application/json') return true;
   const [type = '', ...params] = header.toLowerCase().split(';');
   const media = type.trim();
   if (media !== 'application/json' && !/^application\/[a-z0-9.+-]+\+json$/.test(media))

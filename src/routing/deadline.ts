@@ -5,8 +5,17 @@
 export interface Deadline {
   signal: AbortSignal;
   at: number;
+  /**
+   * Fires the signal `ms` from now instead, if that is earlier, until the returned function
+   * restores the deadline. For an attempt's own timeout: a timed-out attempt ends the request
+   * (a timeout is neither retried nor passed to a fallback), so the attempt needs no signal of
+   * its own.
+   */
+  narrow(ms: number): () => void;
   dispose(): void;
 }
+
+const unchanged = (): void => undefined;
 
 /**
  * Not `AbortSignal.timeout`: its timer cannot be cancelled, so every answered request would leave
@@ -15,14 +24,30 @@ export interface Deadline {
  */
 export function deadlineIn(ms: number): Deadline {
   const whole = Math.max(0, Math.round(ms));
+  const at = performance.now() + whole;
   const controller = new AbortController();
-  const timer = setTimeout(() => {
+  const fire = (): void => {
     controller.abort(new DOMException('the request deadline passed', 'TimeoutError'));
-  }, whole);
-  timer.unref();
+  };
+  const arm = (delayMs: number): NodeJS.Timeout => {
+    const t = setTimeout(fire, Math.max(0, delayMs));
+    t.unref();
+    return t;
+  };
+  let timer = arm(whole);
   return {
     signal: controller.signal,
-    at: performance.now() + whole,
+    at,
+    narrow(narrowMs) {
+      if (controller.signal.aborted || performance.now() + narrowMs >= at) return unchanged;
+      clearTimeout(timer);
+      timer = arm(narrowMs);
+      return () => {
+        if (controller.signal.aborted) return;
+        clearTimeout(timer);
+        timer = arm(at - performance.now());
+      };
+    },
     dispose: () => {
       clearTimeout(timer);
     },

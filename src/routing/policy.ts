@@ -12,7 +12,7 @@ import {
 import type { ProviderConfig } from '../config/schema';
 import { failed, type ProviderOutcome } from '../core/provider-outcome';
 import { createTokenBucket, type TokenBucket } from '../resilience/token-bucket';
-import { delay, scopedTimeout, type Deadline } from './deadline';
+import { delay, type Deadline } from './deadline';
 
 /** Default per-attempt timeout by provider type. */
 export const DEFAULT_ATTEMPT_TIMEOUT_MS: Record<ProviderConfig['type'], number> = {
@@ -135,48 +135,44 @@ export function createPolicy(cfg: ProviderConfig, options: PolicyOptions): Provi
     maxDelay: retry.maxDelayMs,
   });
 
-  /** One attempt, bounded by `timeoutMs` and the deadline. */
+  /** One attempt, bounded by `timeoutMs` and the deadline (narrowed to it for the attempt). */
   async function once(
     attempt: (signal: AbortSignal) => Promise<ProviderOutcome>,
-    deadline: AbortSignal,
-    deadlineAt: number,
+    deadline: Deadline,
     onAttempt: AttemptListener,
   ): Promise<ProviderOutcome> {
     const started = performance.now();
-    // When the deadline comes first anyway (the usual case with the defaults), its signal is
-    // the attempt's: no second timer, controller and listener per request.
-    const scope =
-      started + timeoutMs >= deadlineAt ? undefined : scopedTimeout(deadline, timeoutMs);
+    const restore = deadline.narrow(timeoutMs);
     try {
-      const outcome = await attempt(scope?.signal ?? deadline);
+      const outcome = await attempt(deadline.signal);
       onAttempt(outcome, performance.now() - started);
       return outcome;
     } finally {
-      scope?.dispose();
+      restore();
     }
   }
 
   /** Attempts with jittered exponential backoff; a retry that cannot finish in time is not started. */
   async function withRetries(
     attempt: (signal: AbortSignal) => Promise<ProviderOutcome>,
-    deadline: AbortSignal,
-    deadlineAt: number,
+    deadline: Deadline,
     onAttempt: AttemptListener,
   ): Promise<ProviderOutcome> {
     let backoff: IBackoff<unknown> | undefined;
     for (let n = 1; ; n++) {
-      const outcome = await once(attempt, deadline, deadlineAt, onAttempt);
-      if (n >= retry.attempts || !isRetryable(outcome) || deadline.aborted) return outcome;
+      const outcome = await once(attempt, deadline, onAttempt);
+      if (n >= retry.attempts || !isRetryable(outcome) || deadline.signal.aborted) return outcome;
       backoff = backoff === undefined ? backoffFactory.next() : backoff.next(undefined);
-      if (performance.now() + backoff.duration >= deadlineAt) return outcome;
-      await delay(backoff.duration, deadline);
+      if (performance.now() + backoff.duration >= deadline.at) return outcome;
+      await delay(backoff.duration, deadline.signal);
       // The wait ends early when the deadline fires: keep the upstream's answer, not a timeout.
-      if (hasFired(deadline)) return outcome;
+      if (hasFired(deadline.signal)) return outcome;
     }
   }
 
   return {
-    async execute(attempt, { signal: deadline, at: deadlineAt }, onAttempt) {
+    async execute(attempt, requestDeadline, onAttempt) {
+      const deadline = requestDeadline.signal;
       if (bucket !== undefined) {
         const waitMs = bucket.tryTake();
         if (waitMs > 0) {
@@ -196,7 +192,7 @@ export function createPolicy(cfg: ProviderConfig, options: PolicyOptions): Provi
       try {
         const run = bulk.execute(() => {
           progress.started = true;
-          return breaker.execute(() => withRetries(attempt, deadline, deadlineAt, onAttempt));
+          return breaker.execute(() => withRetries(attempt, requestDeadline, onAttempt));
         }, deadline);
         if (gone === undefined) return await run;
         // A request still queued at its deadline leaves; the queue entry is dropped when reached.
