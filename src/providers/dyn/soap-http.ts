@@ -82,6 +82,17 @@ export function createSoapHttpClient(
     }
     return pool;
   };
+  /** node-soap passes its endpoint URL on every call: parse each distinct one once. */
+  const targets = new Map<string, { pool: Pool; path: string }>();
+  const targetFor = (rurl: string): { pool: Pool; path: string } => {
+    let target = targets.get(rurl);
+    if (target === undefined) {
+      const url = new URL(rurl);
+      target = { pool: poolFor(url.origin), path: `${url.pathname}${url.search}` };
+      targets.set(rurl, target);
+    }
+    return target;
+  };
 
   async function exchange(
     rurl: string,
@@ -89,11 +100,11 @@ export function createSoapHttpClient(
     headers: IHeaders,
     signal: AbortSignal,
   ): Promise<SoapHttpResponse> {
-    const url = new URL(rurl);
+    const { pool, path } = targetFor(rurl);
     const what = options.what;
-    const result = await httpExchange(poolFor(url.origin), {
+    const result = await httpExchange(pool, {
       method: 'POST',
-      path: `${url.pathname}${url.search}`,
+      path,
       headers: {
         ...(headers as Record<string, string>),
         'content-length': String(Buffer.byteLength(data)),
@@ -182,6 +193,7 @@ export function createSoapHttpClient(
     async close() {
       await Promise.allSettled([...pools.values()].map((p) => p.close()));
       pools.clear();
+      targets.clear();
     },
   };
   return client as unknown as IHttpClient & { close(): Promise<void> };
