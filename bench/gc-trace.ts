@@ -11,6 +11,7 @@ import {
   cpuSeconds,
   rssMb,
   start,
+  startSimulators,
   writeGatewayConfig,
   type Proc,
 } from './lib';
@@ -26,14 +27,7 @@ const flags = [...(flagArgs.length > 0 ? flagArgs : GATEWAY_NODE_FLAGS.split(' '
 async function main(): Promise<void> {
   const procs: Proc[] = [];
   try {
-    for (const [kind, port] of [
-      ['methodcall', PORTS.methodcall],
-      ['dyn-rest', PORTS.dynRest],
-      ['dyn-soap', PORTS.dynSoap],
-    ] as const)
-      procs.push(
-        await start(kind, ['dist/simulators/run.js', kind, '--port', String(port)], /listening/),
-      );
+    procs.push(...(await startSimulators(PORTS)));
     const config = writeGatewayConfig('gc-trace', PORTS);
     const gateway = await start(
       'gateway',

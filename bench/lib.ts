@@ -53,6 +53,25 @@ export function start(name: string, command: string[], ready: RegExp): Promise<P
   });
 }
 
+/** The three simulators (methodcall, dyn-rest, dyn-soap) as processes, in that order. */
+export async function startSimulators(
+  ports: Pick<GatewayPorts, 'methodcall' | 'dynRest' | 'dynSoap'>,
+): Promise<[Proc, Proc, Proc]> {
+  const sim = (kind: string, port: number): Promise<Proc> =>
+    start(`sim-${kind}`, ['dist/simulators/run.js', kind, '--port', String(port)], /listening/);
+  return [
+    await sim('methodcall', ports.methodcall),
+    await sim('dyn-rest', ports.dynRest),
+    await sim('dyn-soap', ports.dynSoap),
+  ];
+}
+
+/** `--name N` from the command line, else `fallback`. */
+export function numberOption(args: readonly string[], name: string, fallback: number): number {
+  const at = args.indexOf(`--${name}`);
+  return at >= 0 ? Number(args[at + 1]) : fallback;
+}
+
 /** utime + stime of a process, in seconds. */
 export function cpuSeconds(pid: number): number {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');

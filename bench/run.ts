@@ -24,17 +24,16 @@ import {
   PORTS,
   ROOT,
   cpuSeconds,
+  numberOption,
   rssMb,
   start,
+  startSimulators,
   writeGatewayConfig,
   type Proc,
 } from './lib';
 
 const args = process.argv.slice(2);
-const option = (name: string, fallback: number): number => {
-  const at = args.indexOf(`--${name}`);
-  return at >= 0 ? Number(args[at + 1]) : fallback;
-};
+const option = (name: string, fallback: number): number => numberOption(args, name, fallback);
 const DURATION = option('duration', 10);
 const WARMUP = option('warmup', 3);
 const CONNECTIONS = option('connections', 50);
@@ -185,18 +184,14 @@ function median(values: number[]): number {
 }
 
 async function main(): Promise<void> {
-  const sim = (kind: string, port: number) =>
-    start(`sim-${kind}`, ['dist/simulators/run.js', kind, '--port', String(port)], /listening/);
   const procs: Proc[] = [];
   const stopAll = (): void => {
     for (const p of procs) p.child.kill('SIGTERM');
   };
   process.on('exit', stopAll);
   try {
-    procs.push(await sim('methodcall', PORTS.methodcall));
-    procs.push(await sim('dyn-rest', PORTS.dynRest));
-    procs.push(await sim('dyn-soap', PORTS.dynSoap));
-    const [methodcallSim, dynRestSim, dynSoapSim] = procs as [Proc, Proc, Proc];
+    const [methodcallSim, dynRestSim, dynSoapSim] = await startSimulators(PORTS);
+    procs.push(methodcallSim, dynRestSim, dynSoapSim);
     const baseline = await start(
       'baseline',
       [

@@ -9,13 +9,19 @@
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import autocannon from 'autocannon';
-import { GATEWAY_NODE_FLAGS, ROOT, rssMb, start, writeGatewayConfig, type Proc } from './lib';
+import {
+  GATEWAY_NODE_FLAGS,
+  ROOT,
+  numberOption,
+  rssMb,
+  start,
+  startSimulators,
+  writeGatewayConfig,
+  type Proc,
+} from './lib';
 
 const args = process.argv.slice(2);
-const option = (name: string, fallback: number): number => {
-  const at = args.indexOf(`--${name}`);
-  return at >= 0 ? Number(args[at + 1]) : fallback;
-};
+const option = (name: string, fallback: number): number => numberOption(args, name, fallback);
 const MINUTES = option('minutes', 3);
 const CONNECTIONS = option('connections', 20);
 const PORTS = { methodcall: 20081, dynRest: 20082, dynSoap: 20083, gateway: 20080 };
@@ -46,15 +52,7 @@ async function main(): Promise<void> {
   process.on('exit', () => {
     for (const p of procs) p.child.kill('SIGTERM');
   });
-  for (const [kind, port] of [
-    ['methodcall', PORTS.methodcall],
-    ['dyn-rest', PORTS.dynRest],
-    ['dyn-soap', PORTS.dynSoap],
-  ] as const) {
-    procs.push(
-      await start(kind, ['dist/simulators/run.js', kind, '--port', String(port)], /listening/),
-    );
-  }
+  procs.push(...(await startSimulators(PORTS)));
   const file = writeGatewayConfig('soak', PORTS);
   const gateway = await start(
     'gateway',
