@@ -1,0 +1,238 @@
+/**
+ * node-soap turns every response into an object with sax, one character at a time, looking up the
+ * WSDL schema for every element: on the dyn-soap path that was about a quarter of the gateway's
+ * CPU. Dyn's responses come in few shapes: the same elements, attributes and namespaces in the same
+ * order, with different text. This learns each shape from node-soap itself and afterwards builds
+ * node-soap's object for that shape straight from the new text.
+ *
+ * Learning a shape parses the response three times with node-soap: as received, and with every
+ * text replaced by a numbered probe (`100000`, `100001`, … and `100000.5`, …). Where each probe
+ * lands says where that text goes in node-soap's object and how node-soap converted it (kept as
+ * is, `parseInt`, `Number`). The shape is used only when every text lands in exactly one place
+ * with one of those conversions and the plan rebuilds the received response exactly as node-soap
+ * parsed it; anything else (booleans, dates, mixed content, multiRef, a Fault) stays with
+ * node-soap for good. Bodies outside a narrow subset of XML (entities, comments, CDATA, DOCTYPE,
+ * single-quoted attributes, text with surrounding blanks) always take node-soap's full parse.
+ */
+
+/** node-soap's `WSDL.xmlToObject` for a whole body (it throws for a Fault or bad XML). */
+export type XmlToObject = (xml: string) => unknown;
+
+export interface SoapShapeStats {
+  /** Responses built from a learnt shape. */
+  hits: number;
+  /** Responses node-soap parsed in full (unknown shape, not cacheable, or outside the subset). */
+  parsed: number;
+  /** Shapes learnt, and shapes found not cacheable. */
+  learnt: number;
+  refused: number;
+}
+
+export interface SoapShapeMemo {
+  parse: XmlToObject;
+  stats: () => SoapShapeStats;
+}
+
+/** The tokens of a body in the subset: the skeleton (text replaced by \u0001) and the texts. */
+interface Tokens {
+  parts: string[];
+  texts: string[];
+  skeleton: string;
+}
+
+// One token at a time from where the last ended: an XML declaration (only first), a start, end or
+// empty-element tag whose attribute values are double-quoted and free of entities, or text
+// without markup or entities.
+const TOKEN =
+  /<\/?[A-Za-z_][\w.:-]*(?:\s+[A-Za-z_][\w.:-]*="[^"<&]*")*\s*\/?>|[^<&]+|<\?xml\s[^?<>&]*\?>/y;
+const SLOT = '\u0001';
+const PROBE_BASE = 100_000;
+
+function tokenize(body: string): Tokens | undefined {
+  const parts: string[] = [];
+  const texts: string[] = [];
+  let skeleton = '';
+  TOKEN.lastIndex = 0;
+  while (TOKEN.lastIndex < body.length) {
+    const at = TOKEN.lastIndex;
+    const match = TOKEN.exec(body);
+    if (match === null) return undefined;
+    const token = match[0];
+    if (token.charCodeAt(0) === 60 /* < */) {
+      if (token.charCodeAt(1) === 63 /* ? */ && at !== 0) return undefined;
+      parts.push(token);
+      skeleton += token;
+    } else if (token.trim() === '') {
+      parts.push(token); // blanks between elements: structure, node-soap ignores them
+      skeleton += token;
+    } else {
+      if (token !== token.trim() || token.includes(SLOT)) return undefined;
+      parts.push(SLOT);
+      texts.push(token);
+      skeleton += SLOT;
+    }
+  }
+  return { parts, texts, skeleton };
+}
+
+function render(parts: readonly string[], texts: readonly string[]): string {
+  let out = '';
+  let slot = 0;
+  for (const part of parts) out += part === SLOT ? (texts[slot++] ?? '') : part;
+  return out;
+}
+
+/** Builds one value of node-soap's object from a response's texts. */
+type Build = (texts: readonly string[]) => unknown;
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return (
+    value !== null && typeof value === 'object' && Object.getPrototypeOf(value) === Object.prototype
+  );
+}
+
+function leaf(index: number, convert: 'text' | 'int' | 'number'): Build {
+  if (convert === 'int') return (texts) => Number.parseInt(texts[index] ?? '', 10);
+  if (convert === 'number') return (texts) => Number(texts[index] ?? '');
+  return (texts) => texts[index];
+}
+
+/**
+ * The plan for one value: `parsed` is node-soap's object for the received texts, `probe` and
+ * `half` its objects for the probe texts. Undefined when the shape cannot be planned.
+ */
+function plan(
+  parsed: unknown,
+  probe: unknown,
+  half: unknown,
+  texts: readonly string[],
+  claimed: Set<number>,
+): Build | undefined {
+  if (Array.isArray(parsed)) {
+    if (!Array.isArray(probe) || !Array.isArray(half)) return undefined;
+    if (probe.length !== parsed.length || half.length !== parsed.length) return undefined;
+    const items: Build[] = [];
+    for (let i = 0; i < parsed.length; i++) {
+      const item = plan(parsed[i], probe[i], half[i], texts, claimed);
+      if (item === undefined) return undefined;
+      items.push(item);
+    }
+    return (t) => items.map((build) => build(t));
+  }
+  if (isPlainObject(parsed)) {
+    if (!isPlainObject(probe) || !isPlainObject(half)) return undefined;
+    const keys = Object.keys(parsed);
+    if (keys.join('\u0000') !== Object.keys(probe).join('\u0000')) return undefined;
+    if (keys.join('\u0000') !== Object.keys(half).join('\u0000')) return undefined;
+    if (keys.includes('__proto__')) return undefined;
+    const entries: [string, Build][] = [];
+    for (const key of keys) {
+      const value = plan(parsed[key], probe[key], half[key], texts, claimed);
+      if (value === undefined) return undefined;
+      entries.push([key, value]);
+    }
+    return (t) => {
+      const out: Record<string, unknown> = {};
+      for (const [key, build] of entries) out[key] = build(t);
+      return out;
+    };
+  }
+  if (parsed !== null && typeof parsed === 'object') return undefined; // Date, Buffer, …
+  if (typeof parsed === 'function' || typeof parsed === 'symbol') return undefined;
+  // A value that no text changes: an attribute, an empty element.
+  if (Object.is(probe, parsed) && Object.is(half, parsed)) return () => parsed;
+  const index = Number(probe) - PROBE_BASE;
+  const text = texts[index];
+  if (!Number.isInteger(index) || text === undefined || claimed.has(index)) return undefined;
+  const expected = PROBE_BASE + index;
+  let convert: 'text' | 'int' | 'number';
+  if (probe === String(expected) && half === `${String(expected)}.5` && parsed === text) {
+    convert = 'text';
+  } else if (probe === expected && half === expected) {
+    convert = 'int';
+  } else if (probe === expected && half === expected + 0.5) {
+    convert = 'number';
+  } else {
+    return undefined;
+  }
+  const build = leaf(index, convert);
+  if (!Object.is(build(texts), parsed)) return undefined;
+  claimed.add(index);
+  return build;
+}
+
+function sameValue(a: unknown, b: unknown): boolean {
+  if (Array.isArray(a)) {
+    return Array.isArray(b) && a.length === b.length && a.every((v, i) => sameValue(v, b[i]));
+  }
+  if (isPlainObject(a)) {
+    if (!isPlainObject(b)) return false;
+    const keys = Object.keys(a);
+    return (
+      keys.join('\u0000') === Object.keys(b).join('\u0000') &&
+      keys.every((k) => sameValue(a[k], b[k]))
+    );
+  }
+  return Object.is(a, b);
+}
+
+/**
+ * Wraps node-soap's parse with a memo of at most `maxShapes` response shapes (the oldest goes
+ * first). A shape that cannot be learnt is remembered as such and always parsed in full.
+ */
+export function memoizeSoapShapes(full: XmlToObject, maxShapes = 256): SoapShapeMemo {
+  const shapes = new Map<string, Build | null>();
+  const stats: SoapShapeStats = { hits: 0, parsed: 0, learnt: 0, refused: 0 };
+
+  const learn = (tokens: Tokens, parsed: unknown): Build | null => {
+    const { parts, texts } = tokens;
+    try {
+      const probe = full(
+        render(
+          parts,
+          texts.map((_, i) => String(PROBE_BASE + i)),
+        ),
+      );
+      const half = full(
+        render(
+          parts,
+          texts.map((_, i) => `${String(PROBE_BASE + i)}.5`),
+        ),
+      );
+      const claimed = new Set<number>();
+      const build = plan(parsed, probe, half, texts, claimed);
+      if (build === undefined || claimed.size !== texts.length) return null;
+      return sameValue(build(texts), parsed) ? build : null;
+    } catch {
+      return null; // a probe node-soap refused: leave this shape to node-soap
+    }
+  };
+
+  const parse: XmlToObject = (xml) => {
+    const tokens = tokenize(xml);
+    if (tokens === undefined) {
+      stats.parsed++;
+      return full(xml);
+    }
+    const known = shapes.get(tokens.skeleton);
+    if (known !== undefined && known !== null) {
+      stats.hits++;
+      return known(tokens.texts);
+    }
+    stats.parsed++;
+    const parsed = full(xml); // a Fault or bad XML throws here, before anything is learnt
+    if (known === undefined) {
+      const build = learn(tokens, parsed);
+      if (build === null) stats.refused++;
+      else stats.learnt++;
+      if (shapes.size >= maxShapes) {
+        const oldest = shapes.keys().next();
+        if (oldest.done !== true) shapes.delete(oldest.value);
+      }
+      shapes.set(tokens.skeleton, build);
+    }
+    return parsed;
+  };
+
+  return { parse, stats: () => ({ ...stats }) };
+}

@@ -1,0 +1,254 @@
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import fc from 'fast-check';
+import type { Client } from 'soap';
+import { memoizeSoapShapes, type XmlToObject } from '../../../src/providers/dyn/soap-shapes';
+import { openDynSoapClient, soapShapeStats } from '../../../src/providers/dyn/wsdl';
+
+const ROOT = path.join(__dirname, '..', '..', '..');
+const NS = 'https://api2.dynect.net/wsdl/3.7.16/Dynect/';
+
+/** node-soap's own parse, without the memo openDynSoapClient puts in front of it. */
+function fullParse(client: Client): XmlToObject {
+  const wsdl = client.wsdl;
+  const proto = Object.getPrototypeOf(wsdl) as { xmlToObject: (xml: string) => unknown };
+  return (xml) => proto.xmlToObject.call(wsdl, xml);
+}
+
+/** The outcome of a parse: its value, or the message it threw. */
+function outcome(parse: XmlToObject, xml: string): { value: unknown } | { threw: string } {
+  try {
+    return { value: parse(xml) };
+  } catch (err) {
+    return { threw: err instanceof Error ? err.message : JSON.stringify(err) };
+  }
+}
+
+const escape = (s: string): string =>
+  s.replaceAll('&', '&amp;').replaceAll('<', '&lt;').replaceAll('>', '&gt;');
+
+function envelope(inner: string, gap = ''): string {
+  return (
+    `<?xml version="1.0" encoding="UTF-8"?>${gap}` +
+    `<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/" ` +
+    `xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xmlns:tns="${NS}">${gap}` +
+    `<soap:Body>${gap}${inner}${gap}</soap:Body>${gap}</soap:Envelope>`
+  );
+}
+
+const el = (name: string, text: string | undefined): string =>
+  text === undefined ? '' : `<${name}>${escape(text)}</${name}>`;
+
+/** Text as upstreams send it, and text meant to trip a converter up. */
+const text = fc.oneof(
+  fc.constantFrom('success', 'failure', 'incomplete', 'INFO', 'ERROR', 'BLL', 'Y', 'canceled'),
+  fc.integer().map(String),
+  fc.double().map(String),
+  fc.constantFrom('', ' ', ' 12 ', '12abc', '-0', '1e3', '0x1F', 'NaN', 'true', '1', '00123'),
+  fc.constantFrom('a&b', 'x<y', '<![CDATA[z]]>', '\u0001', 'tab\there', 'line\nbreak'),
+  fc.string({ maxLength: 12 }),
+  fc.string({ unit: 'grapheme', maxLength: 6 }),
+);
+const optional = fc.option(text, { nil: undefined });
+
+const msgs = fc.array(fc.record({ source: text, lvl: text, err_cd: optional, info: optional }), {
+  maxLength: 3,
+});
+const task = fc.record({
+  task_id: optional,
+  name: optional,
+  status: optional,
+  step_count: optional,
+  total_steps: optional,
+  blocking: optional,
+  created_ts: optional,
+  args: fc.array(fc.record({ name: text, value: text }), { maxLength: 2 }),
+});
+type Task = typeof task extends fc.Arbitrary<infer T> ? T : never;
+type Msgs = typeof msgs extends fc.Arbitrary<infer T> ? T : never;
+
+function taskXml(t: Task): string {
+  const { args, ...fields } = t;
+  return (
+    Object.entries(fields)
+      .map(([k, v]) => el(k, v))
+      .join('') +
+    args.map((a) => `<args>${el('name', a.name)}${el('value', a.value)}</args>`).join('')
+  );
+}
+
+function answerXml(jobId: string | undefined, status: string, m: Msgs, data: string): string {
+  const msgsXml = m
+    .map(
+      (x) =>
+        `<msgs>${el('source', x.source)}${el('lvl', x.lvl)}${el('err_cd', x.err_cd)}${el('info', x.info)}</msgs>`,
+    )
+    .join('');
+  return `${el('job_id', jobId)}${el('status', status)}${msgsXml}${data}`;
+}
+
+/** Responses of every shape the provider meets: CancelTask, GetJob (nested job), SessionLogin. */
+const response = fc.oneof(
+  fc
+    .tuple(optional, text, msgs, task, fc.constantFrom('', '\n  '))
+    .map(([jobId, status, m, t, gap]) =>
+      envelope(
+        `<tns:CancelTaskResponse>${answerXml(jobId, status, m, `<data>${taskXml(t)}</data>`)}</tns:CancelTaskResponse>`,
+        gap,
+      ),
+    ),
+  fc
+    .tuple(text, msgs, text, msgs, task)
+    .map(([jobId, m, innerStatus, innerMsgs, t]) =>
+      envelope(
+        `<tns:GetJobResponse>${answerXml(
+          jobId,
+          'success',
+          m,
+          `<data xsi:type="tns:CancelTaskResponseType">${answerXml(jobId, innerStatus, innerMsgs, `<data>${taskXml(t)}</data>`)}</data>`,
+        )}</tns:GetJobResponse>`,
+      ),
+    ),
+  fc
+    .tuple(text, msgs, text, text)
+    .map(([status, m, token, version]) =>
+      envelope(
+        `<tns:SessionLoginResponse>${answerXml(undefined, status, m, `<data>${el('token', token)}${el('version', version)}</data>`)}</tns:SessionLoginResponse>`,
+      ),
+    ),
+);
+
+const CANCELLED = (taskId: string, created: string): string =>
+  envelope(
+    `<tns:CancelTaskResponse><job_id>4340980453</job_id><status>success</status>` +
+      `<msgs><source>BLL</source><lvl>INFO</lvl><err_cd></err_cd><info>task: ${taskId} canceled</info></msgs>` +
+      `<data><task_id>${taskId}</task_id><status>canceled</status><step_count>1</step_count>` +
+      `<created_ts>${created}</created_ts><args><name>zone</name><value>example.com</value></args></data>` +
+      `</tns:CancelTaskResponse>`,
+  );
+
+const FAULT = envelope(
+  `<soap:Fault><faultcode>soap:Server</faultcode><faultstring>task: not found</faultstring>` +
+    `<detail><tns:ErrorResponse><status>failure</status><msgs><source>BLL</source><lvl>ERROR</lvl>` +
+    `<err_cd>NOT_FOUND</err_cd><info>task: not found</info></msgs></tns:ErrorResponse></detail></soap:Fault>`,
+);
+
+describe('SOAP response shapes', () => {
+  let client: Client;
+  let full: XmlToObject;
+  beforeAll(async () => {
+    client = await openDynSoapClient('wsdl/dynect.wsdl', ROOT);
+    full = fullParse(client);
+  });
+
+  it('gives exactly what node-soap gives, for any response, text and whitespace', () => {
+    const memo = memoizeSoapShapes(full);
+    fc.assert(
+      fc.property(response, (body) => {
+        expect(outcome(memo.parse, body)).toStrictEqual(outcome(full, body));
+        // The second time round the shape is known (when it could be learnt): still the same.
+        expect(outcome(memo.parse, body)).toStrictEqual(outcome(full, body));
+      }),
+      { numRuns: 1500 },
+    );
+    const stats = memo.stats();
+    expect(stats.hits).toBeGreaterThan(100);
+    expect(stats.learnt).toBeGreaterThan(20);
+  });
+
+  it('learns a shape once and builds the rest from text, fresh objects every time', () => {
+    const memo = memoizeSoapShapes(full);
+    const first = memo.parse(CANCELLED('1', '1500000000'));
+    const second = memo.parse(CANCELLED('22', '-7x'));
+    const third = memo.parse(CANCELLED('22', '-7x'));
+    expect(memo.stats()).toEqual({ hits: 2, parsed: 1, learnt: 1, refused: 0 });
+    expect(first).toStrictEqual(full(CANCELLED('1', '1500000000')));
+    expect(second).toStrictEqual(full(CANCELLED('22', '-7x')));
+    expect(second).toMatchObject({
+      Body: { CancelTaskResponse: { data: { task_id: '22', step_count: 1, created_ts: -7 } } },
+    });
+    expect(third).toStrictEqual(second);
+    expect(third).not.toBe(second);
+  });
+
+  it('leaves Faults to node-soap: the same error, and nothing learnt', () => {
+    const memo = memoizeSoapShapes(full);
+    const expected = outcome(full, FAULT);
+    expect(expected).toHaveProperty('threw', expect.stringContaining('task: not found'));
+    expect(outcome(memo.parse, FAULT)).toStrictEqual(expected);
+    expect(outcome(memo.parse, FAULT)).toStrictEqual(expected);
+    expect(memo.stats()).toEqual({ hits: 0, parsed: 2, learnt: 0, refused: 0 });
+  });
+
+  it.each([
+    ['an entity', CANCELLED('1&amp;2', '1')],
+    ['CDATA', CANCELLED('<![CDATA[7]]>', '1')],
+    ['a comment', CANCELLED('7<!-- c -->', '1')],
+    ['a single-quoted attribute', CANCELLED('7', '1').replace('<data>', `<data a='1'>`)],
+    ['text with blanks around it', CANCELLED(' 7 ', '1')],
+    ['a DOCTYPE', CANCELLED('7', '1').replace('?>', '?><!DOCTYPE x>')],
+  ])('parses a body with %s with node-soap every time', (_, body) => {
+    const memo = memoizeSoapShapes(full);
+    expect(outcome(memo.parse, body)).toStrictEqual(outcome(full, body));
+    expect(outcome(memo.parse, body)).toStrictEqual(outcome(full, body));
+    expect(memo.stats()).toMatchObject({ hits: 0, parsed: 2, learnt: 0 });
+  });
+
+  it('keeps at most maxShapes shapes, dropping the oldest', () => {
+    const memo = memoizeSoapShapes(full, 2);
+    const shapes = [
+      CANCELLED('1', '1'),
+      CANCELLED('1', '1').replace('<status>canceled</status>', ''),
+      CANCELLED('1', '1').replace('<step_count>1</step_count>', ''),
+    ];
+    for (const body of shapes) memo.parse(body);
+    memo.parse(shapes[2] ?? ''); // known
+    memo.parse(shapes[0] ?? ''); // dropped: learnt again
+    expect(memo.stats()).toEqual({ hits: 1, parsed: 4, learnt: 4, refused: 0 });
+  });
+
+  it('is in front of every client openDynSoapClient opens', () => {
+    const before = soapShapeStats(client);
+    expect(before).toBeDefined();
+    const body = CANCELLED('31', '2');
+    expect(client.wsdl.xmlToObject(body)).toStrictEqual(full(body));
+    expect(client.wsdl.xmlToObject(body)).toStrictEqual(full(body));
+    expect(soapShapeStats(client)?.hits).toBe((before?.hits ?? 0) + 1);
+  });
+});
+
+describe('SOAP response shapes against a WSDL with other types', () => {
+  let full: XmlToObject;
+  beforeAll(async () => {
+    // step_count as boolean, total_steps as dateTime, created_ts as double.
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'soap-shapes-'));
+    const file = path.join(dir, 'typed.wsdl');
+    writeFileSync(
+      file,
+      readFileSync(path.join(ROOT, 'wsdl', 'dynect.wsdl'), 'utf8')
+        .replace('name="step_count" type="xsd:int"', 'name="step_count" type="xsd:boolean"')
+        .replace('name="total_steps" type="xsd:int"', 'name="total_steps" type="xsd:dateTime"')
+        .replace('name="created_ts" type="xsd:long"', 'name="created_ts" type="xsd:double"'),
+    );
+    full = fullParse(await openDynSoapClient(file, ROOT));
+  });
+
+  it('learns doubles and refuses booleans and dates, answering as node-soap either way', () => {
+    const memo = memoizeSoapShapes(full);
+    const noStep = (body: string): string => body.replace('<step_count>1</step_count>', '');
+    const double = ['1.5e3', '0x10', '12abc'].map((ts) => noStep(CANCELLED('1', ts)));
+    for (const body of double) expect(memo.parse(body)).toStrictEqual(full(body));
+    expect(memo.parse(noStep(CANCELLED('4', '2.25')))).toMatchObject({
+      Body: { CancelTaskResponse: { data: { created_ts: 2.25 } } },
+    });
+    const boolean = CANCELLED('1', '1'); // has step_count
+    const date = CANCELLED('1', '1').replace(
+      '<step_count>1</step_count>',
+      '<total_steps>2026-11-22T10:00:00Z</total_steps>',
+    );
+    for (const body of [boolean, boolean, date, date])
+      expect(memo.parse(body)).toStrictEqual(full(body));
+    expect(memo.stats()).toEqual({ hits: 3, parsed: 5, learnt: 1, refused: 2 });
+  });
+});
