@@ -5,7 +5,7 @@
  * order, with different text. This learns each shape from node-soap itself and afterwards builds
  * node-soap's object for that shape straight from the new text.
  *
- * Learning a shape parses the response three times with node-soap: as received, and with every
+ * The second time a shape is seen it is learnt, by three node-soap parses: as received, and with every
  * text replaced by a numbered probe (`100000`, `100001`, … and `100000.5`, …). Where each probe
  * lands says where that text goes in node-soap's object and how node-soap converted it (kept as
  * is, `parseInt`, `Number`). The shape is used only when every text lands in exactly one place
@@ -176,12 +176,27 @@ function sameValue(a: unknown, b: unknown): boolean {
   return Object.is(a, b);
 }
 
+/** What the memo knows of a skeleton: seen once, learnt, or not cacheable. */
+type Known = 'seen' | Build | null;
+
+export interface SoapShapeOptions {
+  /** Shapes remembered (the oldest goes first). */
+  maxShapes?: number;
+  /** Larger bodies always take node-soap's parse (Dyn's answers are about 1 KB). */
+  maxBytes?: number;
+}
+
 /**
- * Wraps node-soap's parse with a memo of at most `maxShapes` response shapes (the oldest goes
- * first). A shape that cannot be learnt is remembered as such and always parsed in full.
+ * Wraps node-soap's parse with a memo of response shapes. A shape is learnt the second time it is
+ * seen, so answers whose shape never repeats cost one parse, as before; a shape that cannot be
+ * learnt is remembered as such and always parsed in full. Memory is bounded by
+ * `maxShapes × maxBytes` (4 MB by default).
  */
-export function memoizeSoapShapes(full: XmlToObject, maxShapes = 256): SoapShapeMemo {
-  const shapes = new Map<string, Build | null>();
+export function memoizeSoapShapes(
+  full: XmlToObject,
+  { maxShapes = 256, maxBytes = 16_384 }: SoapShapeOptions = {},
+): SoapShapeMemo {
+  const shapes = new Map<string, Known>();
   const stats: SoapShapeStats = { hits: 0, parsed: 0, learnt: 0, refused: 0 };
 
   const learn = (tokens: Tokens, parsed: unknown): Build | null => {
@@ -208,28 +223,34 @@ export function memoizeSoapShapes(full: XmlToObject, maxShapes = 256): SoapShape
     }
   };
 
+  const remember = (skeleton: string, known: Known): void => {
+    if (!shapes.has(skeleton) && shapes.size >= maxShapes) {
+      const oldest = shapes.keys().next();
+      if (oldest.done !== true) shapes.delete(oldest.value);
+    }
+    shapes.set(skeleton, known);
+  };
+
   const parse: XmlToObject = (xml) => {
-    const tokens = tokenize(xml);
+    const tokens = xml.length <= maxBytes ? tokenize(xml) : undefined;
     if (tokens === undefined) {
       stats.parsed++;
       return full(xml);
     }
     const known = shapes.get(tokens.skeleton);
-    if (known !== undefined && known !== null) {
+    if (typeof known === 'function') {
       stats.hits++;
       return known(tokens.texts);
     }
     stats.parsed++;
-    const parsed = full(xml); // a Fault or bad XML throws here, before anything is learnt
+    const parsed = full(xml); // a Fault or bad XML throws here, before anything is remembered
     if (known === undefined) {
+      remember(tokens.skeleton, 'seen');
+    } else if (known === 'seen') {
       const build = learn(tokens, parsed);
       if (build === null) stats.refused++;
       else stats.learnt++;
-      if (shapes.size >= maxShapes) {
-        const oldest = shapes.keys().next();
-        if (oldest.done !== true) shapes.delete(oldest.value);
-      }
-      shapes.set(tokens.skeleton, build);
+      remember(tokens.skeleton, build);
     }
     return parsed;
   };
