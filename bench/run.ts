@@ -178,9 +178,13 @@ async function timeToReady(configFile: string): Promise<number> {
   }
 }
 
+/** The median; for an even count (the default two rounds) the mean of the middle two. */
 function median(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)] ?? 0;
+  const mid = Math.floor(sorted.length / 2);
+  const upper = sorted[mid] ?? 0;
+  const middle = sorted.length % 2 === 1 ? upper : ((sorted[mid - 1] ?? upper) + upper) / 2;
+  return Number(middle.toFixed(3));
 }
 
 async function main(): Promise<void> {
