@@ -33,52 +33,45 @@ export interface SoapShapeMemo {
   stats: () => SoapShapeStats;
 }
 
-/** The tokens of a body in the subset: the skeleton (text replaced by \u0001) and the texts. */
+/** A body split into its skeleton (every text replaced by \uE000) and its texts, in order. */
 interface Tokens {
-  parts: string[];
   texts: string[];
   skeleton: string;
 }
 
-// One token at a time from where the last ended: an XML declaration (only first), a start, end or
-// empty-element tag whose attribute values are double-quoted and free of entities, or text
-// without markup or entities.
-const TOKEN =
-  /<\/?[A-Za-z_][\w.:-]*(?:\s+[A-Za-z_][\w.:-]*="[^"<&]*")*\s*\/?>|[^<&]+|<\?xml\s[^?<>&]*\?>/y;
-const SLOT = '\u0001';
+const SLOT = '\uE000';
 const PROBE_BASE = 100_000;
+// Text between two tags. Blank text stays in the skeleton (node-soap ignores it).
+const TEXT = />([^<]+)</g;
+// The subset, checked once per shape on its skeleton: an XML declaration (only first), start, end
+// and empty-element tags whose attribute values are double-quoted and free of entities, blanks
+// (one character per step, so a long run cannot make the pattern backtrack), and text slots.
+const SUBSET =
+  /^(?:<\?xml\s[^?<>&\uE000]*\?>)?(?:<\/?[A-Za-z_][\w.:-]*(?:\s+[A-Za-z_][\w.:-]*="[^"<&\uE000]*")*\s*\/?>|\s|\uE000)*$/;
 
+/** Undefined when a text has an entity or blanks around it (node-soap's parse decides then). */
 function tokenize(body: string): Tokens | undefined {
-  const parts: string[] = [];
   const texts: string[] = [];
-  let skeleton = '';
-  TOKEN.lastIndex = 0;
-  while (TOKEN.lastIndex < body.length) {
-    const at = TOKEN.lastIndex;
-    const match = TOKEN.exec(body);
-    if (match === null) return undefined;
-    const token = match[0];
-    if (token.charCodeAt(0) === 60 /* < */) {
-      if (token.charCodeAt(1) === 63 /* ? */ && at !== 0) return undefined;
-      parts.push(token);
-      skeleton += token;
-    } else if (token.trim() === '') {
-      parts.push(token); // blanks between elements: structure, node-soap ignores them
-      skeleton += token;
-    } else {
-      if (token !== token.trim() || token.includes(SLOT)) return undefined;
-      parts.push(SLOT);
-      texts.push(token);
-      skeleton += SLOT;
-    }
-  }
-  return { parts, texts, skeleton };
+  let unusual = 0;
+  const skeleton = body.replace(TEXT, (whole, text: string) => {
+    const trimmed = text.trim();
+    if (trimmed === '') return whole;
+    if (trimmed !== text || text.includes('&') || text.includes(SLOT)) unusual++;
+    texts.push(text);
+    return `>${SLOT}<`;
+  });
+  return unusual === 0 ? { texts, skeleton } : undefined;
 }
 
-function render(parts: readonly string[], texts: readonly string[]): string {
-  let out = '';
-  let slot = 0;
-  for (const part of parts) out += part === SLOT ? (texts[slot++] ?? '') : part;
+/** The skeleton is in the subset and its slots are exactly the texts. */
+function inSubset({ skeleton, texts }: Tokens): boolean {
+  return SUBSET.test(skeleton) && skeleton.split(SLOT).length === texts.length + 1;
+}
+
+function render(skeleton: string, texts: readonly string[]): string {
+  const parts = skeleton.split(SLOT);
+  let out = parts[0] ?? '';
+  for (let i = 1; i < parts.length; i++) out += (texts[i - 1] ?? '') + (parts[i] ?? '');
   return out;
 }
 
@@ -200,17 +193,18 @@ export function memoizeSoapShapes(
   const stats: SoapShapeStats = { hits: 0, parsed: 0, learnt: 0, refused: 0 };
 
   const learn = (tokens: Tokens, parsed: unknown): Build | null => {
-    const { parts, texts } = tokens;
+    const { skeleton, texts } = tokens;
+    if (!inSubset(tokens)) return null;
     try {
       const probe = full(
         render(
-          parts,
+          skeleton,
           texts.map((_, i) => String(PROBE_BASE + i)),
         ),
       );
       const half = full(
         render(
-          parts,
+          skeleton,
           texts.map((_, i) => `${String(PROBE_BASE + i)}.5`),
         ),
       );

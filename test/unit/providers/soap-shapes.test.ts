@@ -46,7 +46,7 @@ const text = fc.oneof(
   fc.integer().map(String),
   fc.double().map(String),
   fc.constantFrom('', ' ', ' 12 ', '12abc', '-0', '1e3', '0x1F', 'NaN', 'true', '1', '00123'),
-  fc.constantFrom('a&b', 'x<y', '<![CDATA[z]]>', '\u0001', 'tab\there', 'line\nbreak'),
+  fc.constantFrom('a&b', 'x<y', '<![CDATA[z]]>', '\u0001', '\uE000', 'tab\there', 'line\nbreak'),
   fc.string({ maxLength: 12 }),
   fc.string({ unit: 'grapheme', maxLength: 6 }),
 );
@@ -209,11 +209,30 @@ describe('SOAP response shapes', () => {
     ['a single-quoted attribute', CANCELLED('7', '1').replace('<data>', `<data a='1'>`)],
     ['text with blanks around it', CANCELLED(' 7 ', '1')],
     ['a DOCTYPE', CANCELLED('7', '1').replace('?>', '?><!DOCTYPE x>')],
+    [
+      'the slot character in an attribute',
+      CANCELLED('7', '1').replace('<data>', '<data a="\uE000">'),
+    ],
+    ['the slot character in text', CANCELLED('7\uE000', '1')],
   ])('parses a body with %s with node-soap every time', (_, body) => {
     const memo = memoizeSoapShapes(full);
     expect(outcome(memo.parse, body)).toStrictEqual(outcome(full, body));
     expect(outcome(memo.parse, body)).toStrictEqual(outcome(full, body));
     expect(memo.stats()).toMatchObject({ hits: 0, parsed: 2, learnt: 0 });
+  });
+
+  it('checks a shape with long blank runs in one pass (no backtracking on hostile input)', () => {
+    const memo = memoizeSoapShapes(full);
+    const blanks = ' '.repeat(15_000);
+    const bodies = [
+      CANCELLED('1', '1').replace('<data>', `<data${blanks}>`), // fine XML, odd
+      CANCELLED('1', '1').replace('</data>', `</data>${blanks}<!-- -->`), // outside the subset
+      CANCELLED('1', '1').replace('<data>', `<data${blanks}x>`), // not XML
+    ];
+    for (const body of bodies)
+      for (let i = 0; i < 3; i++)
+        expect(outcome(memo.parse, body)).toStrictEqual(outcome(full, body));
+    expect(memo.stats()).toMatchObject({ learnt: 1, refused: 1 });
   });
 
   it('keeps at most maxShapes shapes, dropping the oldest', () => {
