@@ -33,34 +33,46 @@ export interface SoapShapeMemo {
   stats: () => SoapShapeStats;
 }
 
-/** A body split into its skeleton (every text replaced by \uE000) and its texts, in order. */
+/** A body split into its skeleton (every text replaced by \u007F) and its texts, in order. */
 interface Tokens {
   texts: string[];
   skeleton: string;
 }
 
-const SLOT = '\uE000';
+const SLOT = '\u007F'; // DEL: one byte, and discouraged in XML (a text holding it is parsed in full)
 const PROBE_BASE = 100_000;
-// Text between two tags. Blank text stays in the skeleton (node-soap ignores it).
-const TEXT = />([^<]+)</g;
 // The subset, checked once per shape on its skeleton: an XML declaration (only first), start, end
 // and empty-element tags whose attribute values are double-quoted and free of entities, blanks
 // (one character per step, so a long run cannot make the pattern backtrack), and text slots.
 const SUBSET =
-  /^(?:<\?xml\s[^?<>&\uE000]*\?>)?(?:<\/?[A-Za-z_][\w.:-]*(?:\s+[A-Za-z_][\w.:-]*="[^"<&\uE000]*")*\s*\/?>|\s|\uE000)*$/;
+  /^(?:<\?xml\s[^?<>&\u007F]*\?>)?(?:<\/?[A-Za-z_][\w.:-]*(?:\s+[A-Za-z_][\w.:-]*="[^"<&\u007F]*")*\s*\/?>|\s|\u007F)*$/;
 
-/** Undefined when a text has an entity or blanks around it (node-soap's parse decides then). */
+/**
+ * Texts are what lies between a `>` and the next `<` and is not blank (blanks stay in the skeleton:
+ * node-soap ignores them). Undefined when a text has an entity or blanks around it: node-soap's
+ * parse decides then.
+ */
 function tokenize(body: string): Tokens | undefined {
   const texts: string[] = [];
-  let unusual = 0;
-  const skeleton = body.replace(TEXT, (whole, text: string) => {
-    const trimmed = text.trim();
-    if (trimmed === '') return whole;
-    if (trimmed !== text || text.includes('&') || text.includes(SLOT)) unusual++;
-    texts.push(text);
-    return `>${SLOT}<`;
-  });
-  return unusual === 0 ? { texts, skeleton } : undefined;
+  let skeleton = '';
+  let copied = 0; // body[0, copied) is in the skeleton
+  let close = body.indexOf('>');
+  while (close !== -1) {
+    const open = body.indexOf('<', close + 1);
+    if (open === -1) break;
+    if (open > close + 1) {
+      const text = body.slice(close + 1, open);
+      const trimmed = text.trim();
+      if (trimmed !== '') {
+        if (trimmed !== text || text.includes('&') || text.includes(SLOT)) return undefined;
+        texts.push(text);
+        skeleton += body.slice(copied, close + 1) + SLOT;
+        copied = open;
+      }
+    }
+    close = body.indexOf('>', open + 1);
+  }
+  return { texts, skeleton: skeleton + body.slice(copied) };
 }
 
 /** The skeleton is in the subset and its slots are exactly the texts. */

@@ -46,7 +46,7 @@ const text = fc.oneof(
   fc.integer().map(String),
   fc.double().map(String),
   fc.constantFrom('', ' ', ' 12 ', '12abc', '-0', '1e3', '0x1F', 'NaN', 'true', '1', '00123'),
-  fc.constantFrom('a&b', 'x<y', '<![CDATA[z]]>', '\u0001', '\uE000', 'tab\there', 'line\nbreak'),
+  fc.constantFrom('a&b', 'x<y', '<![CDATA[z]]>', '\u0001', '\u007F', 'tab\there', 'line\nbreak'),
   fc.string({ maxLength: 12 }),
   fc.string({ unit: 'grapheme', maxLength: 6 }),
 );
@@ -211,9 +211,9 @@ describe('SOAP response shapes', () => {
     ['a DOCTYPE', CANCELLED('7', '1').replace('?>', '?><!DOCTYPE x>')],
     [
       'the slot character in an attribute',
-      CANCELLED('7', '1').replace('<data>', '<data a="\uE000">'),
+      CANCELLED('7', '1').replace('<data>', '<data a="\u007F">'),
     ],
-    ['the slot character in text', CANCELLED('7\uE000', '1')],
+    ['the slot character in text', CANCELLED('7\u007F', '1')],
   ])('parses a body with %s with node-soap every time', (_, body) => {
     const memo = memoizeSoapShapes(full);
     expect(outcome(memo.parse, body)).toStrictEqual(outcome(full, body));
