@@ -23,8 +23,9 @@ export interface SoapShapeStats {
   hits: number;
   /** Responses node-soap parsed in full (unknown shape, not cacheable, or outside the subset). */
   parsed: number;
-  /** Shapes learnt, and shapes found not cacheable. */
+  /** Shapes learnt. */
   learnt: number;
+  /** Shapes found not cacheable (node-soap parses them every time). */
   refused: number;
 }
 
@@ -96,6 +97,13 @@ function isPlainObject(value: unknown): value is Record<string, unknown> {
   );
 }
 
+/** The same own keys in the same order. */
+function sameKeys(a: Record<string, unknown>, b: Record<string, unknown>): boolean {
+  const keys = Object.keys(a);
+  const other = Object.keys(b);
+  return keys.length === other.length && keys.every((key, i) => key === other[i]);
+}
+
 function leaf(index: number, convert: 'text' | 'int' | 'number'): Build {
   if (convert === 'int') return (texts) => Number.parseInt(texts[index] ?? '', 10);
   if (convert === 'number') return (texts) => Number(texts[index] ?? '');
@@ -126,9 +134,8 @@ function plan(
   }
   if (isPlainObject(parsed)) {
     if (!isPlainObject(probe) || !isPlainObject(half)) return undefined;
+    if (!sameKeys(parsed, probe) || !sameKeys(parsed, half)) return undefined;
     const keys = Object.keys(parsed);
-    if (keys.join('\u0000') !== Object.keys(probe).join('\u0000')) return undefined;
-    if (keys.join('\u0000') !== Object.keys(half).join('\u0000')) return undefined;
     if (keys.includes('__proto__')) return undefined;
     const entries: [string, Build][] = [];
     for (const key of keys) {
@@ -166,21 +173,6 @@ function plan(
   return build;
 }
 
-function sameValue(a: unknown, b: unknown): boolean {
-  if (Array.isArray(a)) {
-    return Array.isArray(b) && a.length === b.length && a.every((v, i) => sameValue(v, b[i]));
-  }
-  if (isPlainObject(a)) {
-    if (!isPlainObject(b)) return false;
-    const keys = Object.keys(a);
-    return (
-      keys.join('\u0000') === Object.keys(b).join('\u0000') &&
-      keys.every((k) => sameValue(a[k], b[k]))
-    );
-  }
-  return Object.is(a, b);
-}
-
 /** What the memo knows of a skeleton: seen once, learnt, or not cacheable. */
 type Known = 'seen' | Build | null;
 
@@ -207,23 +199,16 @@ export function memoizeSoapShapes(
   const learn = (tokens: Tokens, parsed: unknown): Build | null => {
     const { skeleton, texts } = tokens;
     if (!inSubset(tokens)) return null;
+    // Every text replaced by its number from PROBE_BASE, with `suffix` after it.
+    const probed = (suffix: string): unknown => {
+      const numbered = texts.map((_, i) => `${String(PROBE_BASE + i)}${suffix}`);
+      return full(render(skeleton, numbered));
+    };
     try {
-      const probe = full(
-        render(
-          skeleton,
-          texts.map((_, i) => String(PROBE_BASE + i)),
-        ),
-      );
-      const half = full(
-        render(
-          skeleton,
-          texts.map((_, i) => `${String(PROBE_BASE + i)}.5`),
-        ),
-      );
       const claimed = new Set<number>();
-      const build = plan(parsed, probe, half, texts, claimed);
-      if (build === undefined || claimed.size !== texts.length) return null;
-      return sameValue(build(texts), parsed) ? build : null;
+      // plan() checks every value it builds against node-soap's: a plan rebuilds `parsed` exactly.
+      const build = plan(parsed, probed(''), probed('.5'), texts, claimed);
+      return build === undefined || claimed.size !== texts.length ? null : build;
     } catch {
       return null; // a probe node-soap refused: leave this shape to node-soap
     }
