@@ -146,12 +146,18 @@ function stdoutDestination(): DestinationStream & { flush(cb: (err?: Error) => v
   const inner = new SonicBoom({
     dest: 1,
     sync: false,
+    // Lines go in as Buffers: in its string mode sonic-boom appends each line to the pending
+    // string and measures that with Buffer.byteLength, which flattens it: under load (lines
+    // arriving while a write is out) that copied up to 16 KB per line.
+    contentMode: 'buffer',
     // 1, not 0: every line is still written at once, and flush() then waits for the write.
     minLength: 1,
     maxLength: MAX_BUFFERED_LOG_BYTES,
     // At most ~5 s of retries for one blocked write (pino's exit flush retries synchronously).
     retryEAGAIN: () => ++eagainRetries <= 50,
   });
+  // sonic-boom's types only know its string mode; in buffer mode `write` takes a Buffer.
+  const buffered = inner as unknown as { write(data: Buffer): boolean };
   let dead = false;
   inner.on('write', () => {
     eagainRetries = 0;
@@ -165,7 +171,7 @@ function stdoutDestination(): DestinationStream & { flush(cb: (err?: Error) => v
   });
   return {
     write(line: string): void {
-      if (!dead) inner.write(line);
+      if (!dead) buffered.write(Buffer.from(line));
     },
     flush(cb: (err?: Error) => void): void {
       if (dead) {

@@ -1,3 +1,5 @@
+import { spawn } from 'node:child_process';
+import path from 'node:path';
 import { createLogger, logLine, REDACTED, scrubSecrets } from '../../src/observability/logger';
 
 function capture(): {
@@ -132,5 +134,36 @@ describe('logLine (the per-cancel line)', () => {
     const child = createLogger({ destination: out }).child({ component: 'x' });
     logLine(child, 'info', { requestId: 'r' }, 'cancel');
     expect(out.lines()[0]).toMatchObject({ component: 'x', requestId: 'r', msg: 'cancel' });
+  });
+});
+
+describe('the stdout destination', () => {
+  // A burst of lines written while earlier writes are still out (they queue in sonic-boom's
+  // buffer mode), with multi-byte text, read back from a real pipe after the logger's flush.
+  it('delivers every line of a burst whole, in order, byte for byte', async () => {
+    const LINES = 3000;
+    const note = 'café ✓ 日本語 😀';
+    const script = [
+      `const { createLogger } = require(${JSON.stringify(path.resolve(__dirname, '../../src/observability/logger'))});`,
+      `const log = createLogger();`,
+      `for (let i = 0; i < ${LINES}; i++) log.info({ i, note: ${JSON.stringify(note)} + i }, 'burst');`,
+      `log.flush(() => process.exit(0));`,
+    ].join('\n');
+    const child = spawn(process.execPath, ['--import', 'tsx', '-e', script], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const chunks: Buffer[] = [];
+    let stderr = '';
+    child.stdout.on('data', (c: Buffer) => chunks.push(c));
+    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+    const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+    expect(stderr).toBe('');
+    expect(code).toBe(0);
+    const lines = Buffer.concat(chunks).toString('utf8').split('\n');
+    expect(lines.pop()).toBe('');
+    expect(lines).toHaveLength(LINES);
+    lines.forEach((line, i) => {
+      expect(JSON.parse(line)).toMatchObject({ i, note: note + String(i), msg: 'burst' });
+    });
   });
 });
