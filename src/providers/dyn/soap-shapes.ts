@@ -173,8 +173,38 @@ function plan(
   return build;
 }
 
+/** A learnt shape: its skeleton cut at the slots, and how to build node-soap's object. */
+interface Shape {
+  parts: readonly string[];
+  build: Build;
+}
+
 /** What the memo knows of a skeleton: seen once, learnt, or not cacheable. */
-type Known = 'seen' | Build | null;
+type Known = 'seen' | Shape | null;
+
+/**
+ * The texts of `body` when it has exactly this shape, read straight off the body (no skeleton
+ * string is built): the parts must be there literally, and each text between them must be one
+ * that tokenize() would have taken (up to the next `<`, not blank, no surrounding blanks, no
+ * entity, no slot character). Undefined otherwise: tokenize() decides then.
+ */
+function match(body: string, parts: readonly string[]): string[] | undefined {
+  const first = parts[0] ?? '';
+  if (!body.startsWith(first)) return undefined;
+  let at = first.length;
+  const texts: string[] = [];
+  for (let i = 1; i < parts.length; i++) {
+    const end = body.indexOf('<', at);
+    if (end <= at) return undefined;
+    const text = body.slice(at, end);
+    if (text.trim() !== text || text.includes('&') || text.includes(SLOT)) return undefined;
+    texts.push(text);
+    const part = parts[i] ?? '';
+    if (!body.startsWith(part, end)) return undefined;
+    at = end + part.length;
+  }
+  return at === body.length ? texts : undefined;
+}
 
 export interface SoapShapeOptions {
   /** Shapes remembered (the oldest goes first). */
@@ -196,7 +226,7 @@ export function memoizeSoapShapes(
   const shapes = new Map<string, Known>();
   const stats: SoapShapeStats = { hits: 0, parsed: 0, learnt: 0, refused: 0 };
 
-  const learn = (tokens: Tokens, parsed: unknown): Build | null => {
+  const learn = (tokens: Tokens, parsed: unknown): Shape | null => {
     const { skeleton, texts } = tokens;
     if (!inSubset(tokens)) return null;
     // Every text replaced by its number from PROBE_BASE, with `suffix` after it.
@@ -208,7 +238,9 @@ export function memoizeSoapShapes(
       const claimed = new Set<number>();
       // plan() checks every value it builds against node-soap's: a plan rebuilds `parsed` exactly.
       const build = plan(parsed, probed(''), probed('.5'), texts, claimed);
-      return build === undefined || claimed.size !== texts.length ? null : build;
+      return build === undefined || claimed.size !== texts.length
+        ? null
+        : { parts: skeleton.split(SLOT), build };
     } catch {
       return null; // a probe node-soap refused: leave this shape to node-soap
     }
@@ -222,26 +254,39 @@ export function memoizeSoapShapes(
     shapes.set(skeleton, known);
   };
 
+  // The shape of the last hit, tried first: most answers have the shape of the one before.
+  let last: Shape | undefined;
+
   const parse: XmlToObject = (xml) => {
-    const tokens = xml.length <= maxBytes ? tokenize(xml) : undefined;
+    if (xml.length > maxBytes) {
+      stats.parsed++;
+      return full(xml);
+    }
+    const texts = last === undefined ? undefined : match(xml, last.parts);
+    if (last !== undefined && texts !== undefined) {
+      stats.hits++;
+      return last.build(texts);
+    }
+    const tokens = tokenize(xml);
     if (tokens === undefined) {
       stats.parsed++;
       return full(xml);
     }
     const known = shapes.get(tokens.skeleton);
-    if (typeof known === 'function') {
+    if (known !== undefined && known !== null && known !== 'seen') {
       stats.hits++;
-      return known(tokens.texts);
+      last = known;
+      return known.build(tokens.texts);
     }
     stats.parsed++;
     const parsed = full(xml); // a Fault or bad XML throws here, before anything is remembered
     if (known === undefined) {
       remember(tokens.skeleton, 'seen');
     } else if (known === 'seen') {
-      const build = learn(tokens, parsed);
-      if (build === null) stats.refused++;
+      const shape = learn(tokens, parsed);
+      if (shape === null) stats.refused++;
       else stats.learnt++;
-      remember(tokens.skeleton, build);
+      remember(tokens.skeleton, shape);
     }
     return parsed;
   };

@@ -181,6 +181,55 @@ describe('SOAP response shapes', () => {
     expect(fourth).not.toBe(third);
   });
 
+  it('reads a body of the last shape straight off it, and leaves every near miss to the full path', () => {
+    // CANCELLED's layout with any raw text in its eleven slots: blanks, entities, `<`, `>`, the
+    // slot character, empty texts; node-soap may refuse some of these bodies, and so must the memo.
+    const shaped = (t: readonly string[]): string =>
+      envelope(
+        `<tns:CancelTaskResponse><job_id>${t[0] ?? ''}</job_id><status>${t[1] ?? ''}</status>` +
+          `<msgs><source>${t[2] ?? ''}</source><lvl>${t[3] ?? ''}</lvl><err_cd></err_cd><info>${t[4] ?? ''}</info></msgs>` +
+          `<data><task_id>${t[5] ?? ''}</task_id><status>${t[6] ?? ''}</status><step_count>${t[7] ?? ''}</step_count>` +
+          `<created_ts>${t[8] ?? ''}</created_ts><args><name>${t[9] ?? ''}</name><value>${t[10] ?? ''}</value></args></data>` +
+          `</tns:CancelTaskResponse>`,
+      );
+    const plain = (n: number): string[] => [
+      '4340980453',
+      'success',
+      'BLL',
+      'INFO',
+      `task: ${String(n)} canceled`,
+      String(n),
+      'canceled',
+      '1',
+      String(1_500_000_000 + n),
+      'zone',
+      'example.com',
+    ];
+    let calls = 0;
+    const memo = memoizeSoapShapes((xml) => {
+      calls++;
+      return full(xml);
+    });
+    for (let n = 1; n <= 3; n++) memo.parse(shaped(plain(n))); // seen, learnt, hit
+    const raw = fc.oneof(text, fc.constantFrom('a>b', '<', '>', ' x', 'x ', '\u007F', '&amp;', ''));
+    fc.assert(
+      fc.property(
+        fc.array(raw, { minLength: 11, maxLength: 11 }),
+        fc.constantFrom('', ' ', '<x/>', '\n'),
+        (texts, tail) => {
+          const body = shaped(texts) + tail;
+          expect(outcome(memo.parse, body)).toStrictEqual(outcome(full, body));
+        },
+      ),
+      { numRuns: 1000 },
+    );
+    // After all that, a body of the learnt shape still costs no parse.
+    const before = calls;
+    const body = shaped(plain(77));
+    expect(memo.parse(body)).toStrictEqual(full(body));
+    expect(calls).toBe(before);
+  });
+
   it('costs one parse for a shape that never repeats', () => {
     let calls = 0;
     const memo = memoizeSoapShapes((xml) => {
