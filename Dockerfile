@@ -21,10 +21,11 @@ FROM ${NODE_IMAGE} AS runtime
 RUN apt-get update \
   && apt-get install -y --no-install-recommends tini \
   && rm -rf /var/lib/apt/lists/*
-# Heap settings measured in bench/README.md: peak RSS under 150 MB at full load, no throughput loss.
+# Heap settings measured in bench/README.md: peak RSS 129–138 MB at full load (the issue allows
+# 150); the 8 MB semi-space halves the scavenges of the 4 MB one.
 ENV NODE_ENV=production \
     GATEWAY_CONFIG=/etc/cancel-gateway/gateway.yaml \
-    NODE_OPTIONS="--max-old-space-size=128 --max-semi-space-size=4"
+    NODE_OPTIONS="--max-old-space-size=128 --max-semi-space-size=8"
 WORKDIR /app
 COPY --from=deps --chown=root:root /app/node_modules ./node_modules
 COPY --from=build --chown=root:root /app/dist ./dist

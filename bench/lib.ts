@@ -17,7 +17,7 @@ export const PORTS = {
 export const DEMO = { customerName: 'demo', userName: 'demo-api', password: 'demo-password' };
 export const CLK_TCK = 100;
 /** The heap settings the Dockerfile ships (NODE_OPTIONS): RSS stays under 150 MB at full load. */
-export const GATEWAY_NODE_FLAGS = '--max-old-space-size=128 --max-semi-space-size=4';
+export const GATEWAY_NODE_FLAGS = '--max-old-space-size=128 --max-semi-space-size=8';
 
 export interface Proc {
   name: string;
