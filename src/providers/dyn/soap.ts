@@ -14,7 +14,7 @@ import type { StateStore } from '../../state/store';
 import type { SessionTransport } from './session';
 import { compileSoapBody } from './soap-body';
 import { createSoapHttpClient, SoapTransportFailure } from './soap-http';
-import { openDynSoapClient, type DynSoapOperation } from './wsdl';
+import { DYN_SOAP_OPERATIONS, openDynSoapClient, type DynSoapOperation } from './wsdl';
 
 /** What one SOAP call came back with: a response object, a Fault's ErrorResponse, or a failure. */
 type SoapReply =
@@ -22,11 +22,13 @@ type SoapReply =
   | { kind: 'fault'; envelope: DynEnvelope }
   | { kind: 'failed'; outcome: ProviderOutcome };
 
-type SoapAsyncMethod = (
+/** node-soap's callback form of an operation (the `*Async` form adds a promise and an array). */
+type SoapMethod = (
   args: Record<string, unknown>,
+  callback: (err: unknown, result?: unknown) => void,
   options: { signal: AbortSignal; exchangeId?: string },
   extraHeaders: Record<string, string>,
-) => Promise<unknown[]>;
+) => void;
 
 function record(value: unknown): Record<string, unknown> | undefined {
   return value !== null && typeof value === 'object' && !Array.isArray(value)
@@ -90,38 +92,64 @@ export async function createDynSoapProvider(
   const cancelBody = compileSoapBody(client, 'CancelTask', 'task_id');
   const pollBody = compileSoapBody(client, 'GetJob', 'job_id');
 
-  async function call(
+  // Looked up once: openDynSoapClient checked every operation exists.
+  const operations = new Map<DynSoapOperation, SoapMethod>();
+  for (const op of DYN_SOAP_OPERATIONS) {
+    const method = methods[op];
+    if (typeof method !== 'function') throw new Error(`node-soap client has no ${op}`);
+    operations.set(op, method as SoapMethod);
+  }
+
+  /** What a rejected call means: a transport failure, a Fault, or XML that is not SOAP. */
+  function failure(err: unknown): SoapReply {
+    if (err instanceof SoapTransportFailure) return { kind: 'failed', outcome: err.outcome };
+    const envelope = faultEnvelope(err);
+    if (envelope !== undefined) return { kind: 'fault', envelope };
+    const status = record(record(err)?.response)?.status;
+    return {
+      kind: 'failed',
+      outcome: failed(
+        'upstream_error',
+        'UPSTREAM_BAD_RESPONSE',
+        `${what} answered XML that is not a usable SOAP response`,
+        {
+          ...(typeof status === 'number' ? { upstream: { code: `HTTP ${status}` } } : {}),
+        },
+      ),
+    };
+  }
+
+  function call(
     op: DynSoapOperation,
     args: Record<string, unknown>,
     signal: AbortSignal,
     requestId?: string,
   ): Promise<SoapReply> {
-    const method = methods[`${op}Async`];
-    // openDynSoapClient checked every operation exists; a miss here is a bug, not an upstream answer.
-    if (typeof method !== 'function') throw new Error(`node-soap client has no ${op}Async`);
+    const method = operations.get(op);
+    if (method === undefined) throw new Error(`node-soap client has no ${op}`);
     const headers: Record<string, string> =
       requestId === undefined ? {} : { 'x-request-id': requestId };
     const options = requestId === undefined ? { signal } : { signal, exchangeId: requestId };
-    try {
-      const [result] = await (method as SoapAsyncMethod).call(client, args, options, headers);
-      return { kind: 'response', envelope: readEnvelope(result) };
-    } catch (err) {
-      if (err instanceof SoapTransportFailure) return { kind: 'failed', outcome: err.outcome };
-      const envelope = faultEnvelope(err);
-      if (envelope !== undefined) return { kind: 'fault', envelope };
-      const status = record(record(err)?.response)?.status;
-      return {
-        kind: 'failed',
-        outcome: failed(
-          'upstream_error',
-          'UPSTREAM_BAD_RESPONSE',
-          `${what} answered XML that is not a usable SOAP response`,
-          {
-            ...(typeof status === 'number' ? { upstream: { code: `HTTP ${status}` } } : {}),
-          },
-        ),
+    return new Promise((resolve) => {
+      // Whatever node-soap or the mapping throws, synchronously or in the callback, settles the
+      // call as a failure: a call that never settles would hold its request until the deadline.
+      const settle = (err: unknown, result?: unknown): void => {
+        try {
+          resolve(
+            err === null || err === undefined
+              ? { kind: 'response', envelope: readEnvelope(result) }
+              : failure(err),
+          );
+        } catch (thrown) {
+          resolve(failure(thrown));
+        }
       };
-    }
+      try {
+        method.call(client, args, settle, options, headers);
+      } catch (thrown) {
+        settle(thrown);
+      }
+    });
   }
 
   /** A reply as the shared mapping sees it. A Fault's HTTP 500 is SOAP's convention, not an outage. */
