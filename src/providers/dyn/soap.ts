@@ -14,7 +14,7 @@ import type { StateStore } from '../../state/store';
 import type { SessionTransport } from './session';
 import { compileSoapBody } from './soap-body';
 import { createSoapHttpClient, SoapTransportFailure } from './soap-http';
-import { DYN_SOAP_OPERATIONS, openDynSoapClient, type DynSoapOperation } from './wsdl';
+import { DYN_SOAP_OPERATIONS, openDynSoapClient, WsdlError, type DynSoapOperation } from './wsdl';
 
 /** What one SOAP call came back with: a response object, a Fault's ErrorResponse, or a failure. */
 type SoapReply =
@@ -78,27 +78,26 @@ export async function createDynSoapProvider(
     retryAfter: (header) => parseRetryAfter(header),
   });
   let client: Client;
+  const operations = new Map<DynSoapOperation, SoapMethod>();
   try {
     client = await openDynSoapClient(cfg.wsdl, projectRoot, {
       httpClient: http,
       ...(cfg.endpoint === undefined ? {} : { endpoint: cfg.endpoint }),
     });
+    // Looked up once. openDynSoapClient checked the WSDL describes each; node-soap defines them.
+    const methods = client as unknown as Record<string, unknown>;
+    for (const op of DYN_SOAP_OPERATIONS) {
+      const method = methods[op];
+      if (typeof method !== 'function') throw new WsdlError(`node-soap made no method for ${op}`);
+      operations.set(op, method as SoapMethod);
+    }
   } catch (err) {
     await http.close();
     throw err;
   }
-  const methods = client as unknown as Record<string, unknown>;
   // The per-request bodies, from node-soap's own rendering of the WSDL (see soap-body.ts).
   const cancelBody = compileSoapBody(client, 'CancelTask', 'task_id');
   const pollBody = compileSoapBody(client, 'GetJob', 'job_id');
-
-  // Looked up once: openDynSoapClient checked every operation exists.
-  const operations = new Map<DynSoapOperation, SoapMethod>();
-  for (const op of DYN_SOAP_OPERATIONS) {
-    const method = methods[op];
-    if (typeof method !== 'function') throw new Error(`node-soap client has no ${op}`);
-    operations.set(op, method as SoapMethod);
-  }
 
   /** What a rejected call means: a transport failure, a Fault, or XML that is not SOAP. */
   function failure(err: unknown): SoapReply {
