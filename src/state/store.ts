@@ -68,7 +68,7 @@ function flat(text: string): string {
  * The per-process store: a Map kept in insertion order as an LRU (a read moves the key to the
  * end), bounded by `maxEntries`, with lazy TTL expiry. Each entry is one flat string,
  * `<expiry in ms> <JSON>` (no entry object, no boxed number): a remembered Dyn cancel costs about
- * 300 bytes of heap, key included (see outcome-codec.ts).
+ * 330 bytes of heap, key included (see outcome-codec.ts).
  */
 export function createMemoryStore(maxEntries: number, now: () => number = Date.now): StateStore {
   const map = new Map<string, string>();

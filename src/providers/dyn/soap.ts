@@ -78,7 +78,7 @@ export async function createDynSoapProvider(
     retryAfter: (header) => parseRetryAfter(header),
   });
   let client: Client;
-  const operations = new Map<DynSoapOperation, SoapMethod>();
+  let operations: Record<DynSoapOperation, SoapMethod>;
   try {
     client = await openDynSoapClient(cfg.wsdl, projectRoot, {
       httpClient: http,
@@ -86,11 +86,12 @@ export async function createDynSoapProvider(
     });
     // Looked up once. openDynSoapClient checked the WSDL describes each; node-soap defines them.
     const methods = client as unknown as Record<string, unknown>;
-    for (const op of DYN_SOAP_OPERATIONS) {
-      const method = methods[op];
-      if (typeof method !== 'function') throw new WsdlError(`node-soap made no method for ${op}`);
-      operations.set(op, method as SoapMethod);
-    }
+    const missing = DYN_SOAP_OPERATIONS.filter((op) => typeof methods[op] !== 'function');
+    if (missing.length > 0)
+      throw new WsdlError(`node-soap made no method for ${missing.join(', ')}`);
+    operations = Object.fromEntries(
+      DYN_SOAP_OPERATIONS.map((op) => [op, methods[op] as SoapMethod]),
+    ) as Record<DynSoapOperation, SoapMethod>;
   } catch (err) {
     await http.close();
     throw err;
@@ -124,8 +125,7 @@ export async function createDynSoapProvider(
     signal: AbortSignal,
     requestId?: string,
   ): Promise<SoapReply> {
-    const method = operations.get(op);
-    if (method === undefined) throw new Error(`node-soap client has no ${op}`);
+    const method = operations[op];
     const headers: Record<string, string> =
       requestId === undefined ? {} : { 'x-request-id': requestId };
     const options = requestId === undefined ? { signal } : { signal, exchangeId: requestId };
