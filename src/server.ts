@@ -13,6 +13,7 @@ import { createCancelMemory } from './state/cancel-memory';
 import { createRedisStore } from './state/redis-store';
 import { createMemoryStore, type StateStore } from './state/store';
 import { buildRuntime, type Runtime } from './routing/runtime';
+import { systemClock } from './resilience/clock';
 
 /** The directory holding package.json: relative config paths (a WSDL) resolve against it. */
 export const PROJECT_ROOT = path.resolve(__dirname, '..');
@@ -70,7 +71,7 @@ export async function startGateway(options: StartOptions): Promise<RunningGatewa
         })
       : createMemoryStore(stateCfg.maxEntries);
   const memory = createCancelMemory(store, stateCfg.rememberSeconds);
-  const deps = { logger, projectRoot: PROJECT_ROOT, store };
+  const deps = { logger, projectRoot: PROJECT_ROOT, store, clock: systemClock };
   let current: Runtime;
   try {
     current = await buildRuntime(loaded.value, deps);

@@ -1,6 +1,19 @@
 import type { ProviderType } from '../config/schema';
 import type { ProviderOutcome } from '../core/provider-outcome';
 import type { Logger } from '../observability/logger';
+import type { Clock } from '../resilience/clock';
+import type { StateStore } from '../state/store';
+
+/** The edges a provider factory is given, so tests can aim providers at simulators and fake time. */
+export interface ProviderDeps {
+  logger: Logger;
+  /** Relative paths in the config (a WSDL) resolve against this directory. */
+  projectRoot: string;
+  /** Shared state: account-wide rate limits (`rateLimit.scope: account`) live here. */
+  store: StateStore;
+  /** Time for rate limits, job polling and session back-off. */
+  clock: Clock;
+}
 
 /** What a provider gets with each call. */
 export interface CallContext {

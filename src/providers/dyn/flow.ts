@@ -8,8 +8,7 @@ import {
   createTokenBucket,
   type RateLimiter,
 } from '../../resilience/token-bucket';
-import type { StateStore } from '../../state/store';
-import type { Provider } from '../provider';
+import type { Provider, ProviderDeps } from '../provider';
 import {
   createSessionPool,
   type SessionLease,
@@ -187,11 +186,11 @@ function isAborted(signal: AbortSignal): boolean {
 export function assembleDynProvider(
   name: string,
   cfg: DynRestProviderConfig | DynSoapProviderConfig,
+  deps: ProviderDeps,
   parts: {
     sessions: SessionTransport;
     exchange: DynExchange;
     close(): Promise<void>;
-    store?: StateStore | undefined;
   },
 ): Provider {
   const sessions = createSessionPool(parts.sessions, {
@@ -202,11 +201,11 @@ export function assembleDynProvider(
   const perSecond =
     cfg.rateLimit?.perSecond ?? cfg.rateLimitPerSecond ?? DYN_DEFAULTS.rateLimitPerSecond;
   const capacity = Math.max(1, Math.ceil(perSecond));
-  const { store } = parts;
+  const { store } = deps;
   // `scope: account`: one bucket per Dyn account for every replica (and for REST and SOAP
   // providers of the same account), in the shared store; per process when it is memory or down.
   const shared =
-    cfg.rateLimit?.scope === 'account' && store !== undefined && store.kind === 'redis'
+    cfg.rateLimit?.scope === 'account' && store.kind === 'redis'
       ? () => store.takeToken(`dyn:${cfg.customerName}:${cfg.userName}`, perSecond, capacity)
       : undefined;
   const bucket = createRateLimiter(createTokenBucket(perSecond, capacity), shared);

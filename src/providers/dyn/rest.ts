@@ -1,12 +1,11 @@
 import { Pool } from 'undici';
 import type { DynRestProviderConfig } from '../../config/schema';
 import { failed, type ProviderOutcome } from '../../core/provider-outcome';
-import type { CallContext, Provider } from '../provider';
+import type { CallContext, Provider, ProviderDeps } from '../provider';
 import { exchange as httpExchange } from '../http-exchange';
 import { classifyTransportError } from '../transport-errors';
 import { classifyCancel, classifyLogin, readEnvelope, type DynClassification } from './mapping';
 import { DYN_DEFAULTS, assembleDynProvider, parseRetryAfter, type DynExchange } from './flow';
-import type { StateStore } from '../../state/store';
 import type { SessionTransport } from './session';
 
 /** One HTTP exchange with Dyn REST, or the transport failure that replaced it. */
@@ -20,7 +19,7 @@ const JOB_PATH = /\/Job\/(\d+)/i;
 export function createDynRestProvider(
   name: string,
   cfg: DynRestProviderConfig,
-  store?: StateStore,
+  deps: ProviderDeps,
 ): Provider {
   const base = new URL(cfg.baseUrl);
   const basePath = base.pathname.replace(/\/+$/, '');
@@ -158,8 +157,7 @@ export function createDynRestProvider(
     poll: (jobId, token, ctx) => ask('GET', `/Job/${encodeURIComponent(jobId)}/`, token, ctx),
   };
 
-  return assembleDynProvider(name, cfg, {
-    store,
+  return assembleDynProvider(name, cfg, deps, {
     sessions: transport,
     exchange,
     close: () => pool.close(),

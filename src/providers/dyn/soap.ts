@@ -1,7 +1,7 @@
 import type { Client } from 'soap';
 import type { DynSoapProviderConfig } from '../../config/schema';
 import { failed, type ProviderOutcome } from '../../core/provider-outcome';
-import type { Provider } from '../provider';
+import type { Provider, ProviderDeps } from '../provider';
 import { DYN_DEFAULTS, assembleDynProvider, parseRetryAfter, type DynExchange } from './flow';
 import {
   classifyCancel,
@@ -10,7 +10,6 @@ import {
   type DynClassification,
   type DynEnvelope,
 } from './mapping';
-import type { StateStore } from '../../state/store';
 import type { SessionTransport } from './session';
 import { compileSoapBody } from './soap-body';
 import { createSoapHttpClient, SoapTransportFailure } from './soap-http';
@@ -66,8 +65,7 @@ function faultEnvelope(err: unknown): DynEnvelope | undefined {
 export async function createDynSoapProvider(
   name: string,
   cfg: DynSoapProviderConfig,
-  projectRoot: string,
-  store?: StateStore,
+  deps: ProviderDeps,
 ): Promise<Provider> {
   const maxResponseBytes = cfg.maxResponseBytes ?? DYN_DEFAULTS.maxResponseBytes;
   const what = `Dyn SOAP "${name}"`;
@@ -80,7 +78,7 @@ export async function createDynSoapProvider(
   let client: Client;
   let operations: Record<DynSoapOperation, SoapMethod>;
   try {
-    client = await openDynSoapClient(cfg.wsdl, projectRoot, {
+    client = await openDynSoapClient(cfg.wsdl, deps.projectRoot, {
       httpClient: http,
       ...(cfg.endpoint === undefined ? {} : { endpoint: cfg.endpoint }),
     });
@@ -225,8 +223,7 @@ export async function createDynSoapProvider(
     },
   };
 
-  return assembleDynProvider(name, cfg, {
-    store,
+  return assembleDynProvider(name, cfg, deps, {
     sessions,
     exchange,
     close: () => http.close(),

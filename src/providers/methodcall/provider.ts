@@ -1,7 +1,7 @@
 import { Pool } from 'undici';
 import type { MethodcallProviderConfig } from '../../config/schema';
 import { failed, type ProviderOutcome } from '../../core/provider-outcome';
-import type { CallContext, Provider } from '../provider';
+import type { CallContext, Provider, ProviderDeps } from '../provider';
 import { exchange } from '../http-exchange';
 import { classifyTransportError } from '../transport-errors';
 import { classifyAnswer, decodeResponse, encodeCancelTask, methodcallTaskIdProblem } from './xml';
@@ -12,7 +12,11 @@ export const METHODCALL_DEFAULTS = {
 } as const;
 
 /** A provider for the AutoStore-style XML task interface (`cancel_task`). */
-export function createMethodcallProvider(name: string, cfg: MethodcallProviderConfig): Provider {
+export function createMethodcallProvider(
+  name: string,
+  cfg: MethodcallProviderConfig,
+  _deps: ProviderDeps,
+): Provider {
   const url = new URL(cfg.url);
   const path = `${url.pathname}${url.search}`;
   const maxResponseBytes = cfg.maxResponseBytes ?? METHODCALL_DEFAULTS.maxResponseBytes;
