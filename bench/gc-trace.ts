@@ -10,7 +10,7 @@ import {
   PORTS,
   cpuSeconds,
   rssMb,
-  start,
+  startGateway,
   startSimulators,
   writeGatewayConfig,
   type Proc,
@@ -29,11 +29,12 @@ async function main(): Promise<void> {
   try {
     procs.push(...(await startSimulators(PORTS)));
     const config = writeGatewayConfig('gc-trace', PORTS);
-    const gateway = await start(
-      'gateway',
-      [...flags, '--trace-gc', 'dist/main.js', '--config', config],
-      /gateway listening/,
-    );
+    // The flags go on the command line (NODE_OPTIONS refuses --trace-gc), in place of the image's.
+    const gateway = await startGateway(config, PORTS.gateway, {
+      nodeOptions: '',
+      cliFlags: [...flags, '--trace-gc'],
+      stdout: 'pipe',
+    });
     procs.push(gateway);
     const lines: string[] = [];
     let measuring = false;

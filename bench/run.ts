@@ -3,19 +3,27 @@
  *
  *   A        the methodcall simulator directly (the upstream's own cost)
  *   B        a bare node:http + undici forwarder (bench/baseline.ts: what "any proxy" costs)
- *   C-*      the gateway (built, `node dist/main.js`) per provider type
+ *   E        a bare Express 5 + undici forwarder (bench/baseline-express.ts: the ceiling of the
+ *            stack the gateway is built on; the targets are ratios to it)
+ *   C-*      the gateway (built, `node dist/main.js`, the image's NODE_OPTIONS) per provider type
  *   D        /cancel/batch with 100 items, against 100 single requests
+ *   open-*   E and the gateway per provider type at a fixed request rate (bench/open-loop.ts)
  *
- * Every process runs on this machine's loopback and shares its cores with the load generator
- * (autocannon, in this process). Scenarios alternate over rounds; warm-up is excluded. Results go
- * to bench/results/<time>.json and, as a table, to stdout (copy it into bench/README.md).
+ * Every process runs on this machine's loopback and shares its cores with the load generators
+ * (autocannon and the open-loop generator, in this process). Scenarios alternate over rounds;
+ * warm-up is excluded. The targets (docs/performance.md) are checked and printed PASS/MISS;
+ * results go to bench/results/<time>.json and, as tables, to stdout.
  *
  * Options: --duration S (10), --warmup S (3), --connections N (50), --rounds N (2),
- *          --only a,b,c-methodcall,... , --soak-minutes M (0: off; RSS over time, C-methodcall),
- *          --profile (V8 CPU profile of the gateway), --node-flags "..." (gateway's Node flags)
+ *          --open-rate R (500), --open-seconds S (10), --open-warmup S (2),
+ *          --only a,b,e,c-methodcall,...,open-e,open-dyn-soap,open-b (open-b only when named),
+ *          --soak-minutes M (0: off; RSS over time, C-methodcall),
+ *          --profile (V8 CPU profile of the gateway, summarised at the end),
+ *          --node-flags "..." (NODE_OPTIONS of the gateway and the baselines; default the image's),
+ *          --max-entries N (state.maxEntries), --strict (exit 3 when a target is missed)
  */
-import { spawn } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import autocannon from 'autocannon';
@@ -27,10 +35,15 @@ import {
   numberOption,
   rssMb,
   start,
+  startGateway,
   startSimulators,
+  stop,
+  stringOption,
   writeGatewayConfig,
   type Proc,
 } from './lib';
+import { openLoop, type OpenLoopResult } from './open-loop';
+import { summarise, type CpuProfile } from './profile-top';
 
 const args = process.argv.slice(2);
 const option = (name: string, fallback: number): number => numberOption(args, name, fallback);
@@ -38,9 +51,30 @@ const DURATION = option('duration', 10);
 const WARMUP = option('warmup', 3);
 const CONNECTIONS = option('connections', 50);
 const ROUNDS = option('rounds', 2);
+const OPEN_RATE = option('open-rate', 500);
+const OPEN_SECONDS = option('open-seconds', 10);
+const OPEN_WARMUP = option('open-warmup', 2);
 const SOAK_MINUTES = option('soak-minutes', 0);
 const onlyAt = args.indexOf('--only');
 const ONLY = onlyAt >= 0 ? new Set((args[onlyAt + 1] ?? '').split(',')) : undefined;
+const PROFILE = args.includes('--profile');
+const STRICT = args.includes('--strict');
+/** NODE_OPTIONS of the gateway and of both baselines: the image's unless --node-flags says. */
+const NODE_FLAGS = stringOption(args, 'node-flags', GATEWAY_NODE_FLAGS);
+const PROFILE_DIR = path.join(ROOT, 'bench', 'results', 'profile');
+
+/** The published targets (docs/performance.md). */
+const TARGETS = {
+  ratioOfE: { 'c-methodcall': 0.75, 'c-dyn-rest': 0.55, 'c-dyn-soap': 0.35 } as Record<
+    string,
+    number
+  >,
+  p99TimesE: 3,
+  openAddedP99Ms: 1.5,
+  peakRssMb: 150,
+  readyMs: 1000,
+};
+const PROTOCOLS = ['methodcall', 'dyn-rest', 'dyn-soap'] as const;
 
 let nextTaskId = 100_000;
 const cancelBody = (target: string): string =>
@@ -61,6 +95,8 @@ interface Scenario {
   connections?: number;
   /** Upstream cancels per HTTP request (100 for a batch). */
   itemsPerRequest?: number;
+  /** false: runs only when named in --only. */
+  byDefault?: false;
 }
 
 interface Measurement {
@@ -81,6 +117,16 @@ interface Measurement {
   peakRssMb: number;
 }
 
+interface OpenMeasurement extends OpenLoopResult {
+  scenario: string;
+  round: number;
+  cpuMsPerRequest: number;
+  peakRssMb: number;
+}
+
+/** Requests each process answered (warm-ups included), for the profile's µs per request. */
+const answered = new Map<Proc, number>();
+
 function fire(s: Scenario, seconds: number): Promise<autocannon.Result> {
   return new Promise((resolve, reject) => {
     autocannon(
@@ -99,10 +145,28 @@ function fire(s: Scenario, seconds: number): Promise<autocannon.Result> {
       },
       (err, result) => {
         if (err !== null) reject(new Error(err.message));
-        else resolve(result);
+        else {
+          const p = s.measured();
+          answered.set(p, (answered.get(p) ?? 0) + result.requests.total);
+          resolve(result);
+        }
       },
     );
   });
+}
+
+/** Peak RSS of `pid` while `work` runs, sampled every 250 ms. */
+async function withPeakRss<T>(pid: number, work: () => Promise<T>): Promise<[T, number]> {
+  let peak = rssMb(pid);
+  const sampler = setInterval(() => {
+    peak = Math.max(peak, rssMb(pid));
+  }, 250);
+  try {
+    const result = await work();
+    return [result, Math.round(Math.max(peak, rssMb(pid)))];
+  } finally {
+    clearInterval(sampler);
+  }
 }
 
 async function measure(s: Scenario, round: number): Promise<Measurement> {
@@ -112,20 +176,14 @@ async function measure(s: Scenario, round: number): Promise<Measurement> {
   const cpuBefore = cpuSeconds(pid);
   const upstreamBefore = upstreamPid === undefined ? 0 : cpuSeconds(upstreamPid);
   const loadBefore = process.cpuUsage();
-  let peak = rssMb(pid);
-  const sampler = setInterval(() => {
-    peak = Math.max(peak, rssMb(pid));
-  }, 250);
-  const result = await fire(s, DURATION);
-  clearInterval(sampler);
-  peak = Math.max(peak, rssMb(pid));
+  const [result, peakRssMb] = await withPeakRss(pid, () => fire(s, DURATION));
   const cpu = cpuSeconds(pid) - cpuBefore;
   const upstreamCpu = upstreamPid === undefined ? 0 : cpuSeconds(upstreamPid) - upstreamBefore;
   const load = process.cpuUsage(loadBefore);
   const loadCpu = (load.user + load.system) / 1e6;
+  const total = result.requests.total;
   const perRequest = (seconds: number): number =>
     total === 0 ? 0 : Number(((seconds * 1000) / total).toFixed(3));
-  const total = result.requests.total;
   const items = s.itemsPerRequest ?? 1;
   return {
     scenario: s.id,
@@ -141,7 +199,34 @@ async function measure(s: Scenario, round: number): Promise<Measurement> {
     cpuMsPerItem: total === 0 ? 0 : Number(((cpu * 1000) / (total * items)).toFixed(4)),
     upstreamCpuMsPerRequest: perRequest(upstreamCpu),
     loadCpuMsPerRequest: perRequest(loadCpu),
-    peakRssMb: Math.round(peak),
+    peakRssMb,
+  };
+}
+
+async function measureOpen(s: Scenario, round: number): Promise<OpenMeasurement> {
+  const run = async (seconds: number): Promise<OpenLoopResult> => {
+    const r = await openLoop({
+      url: s.url,
+      rate: OPEN_RATE,
+      seconds,
+      contentType: s.contentType,
+      body: s.body,
+    });
+    answered.set(s.measured(), (answered.get(s.measured()) ?? 0) + r.answered);
+    return r;
+  };
+  await run(OPEN_WARMUP);
+  const pid = s.measured().child.pid!;
+  const cpuBefore = cpuSeconds(pid);
+  const [result, peakRssMb] = await withPeakRss(pid, () => run(OPEN_SECONDS));
+  const cpu = cpuSeconds(pid) - cpuBefore;
+  return {
+    scenario: s.id,
+    round,
+    ...result,
+    cpuMsPerRequest:
+      result.answered === 0 ? 0 : Number(((cpu * 1000) / result.answered).toFixed(3)),
+    peakRssMb,
   };
 }
 
@@ -155,27 +240,16 @@ function gatewayConfig(): string {
   );
 }
 
-/** Spawn → first 200 from /readyz, with all three provider types configured. */
+/** Spawn → first 200 from /readyz, with all three provider types configured and the image's flags. */
 async function timeToReady(configFile: string): Promise<number> {
   const started = performance.now();
-  const child = spawn(process.execPath, ['dist/main.js', '--config', configFile], {
-    cwd: ROOT,
-    stdio: 'ignore',
-    env: { ...process.env, PORT: String(PORTS.gateway + 100) },
+  const probe = await startGateway(configFile, PORTS.gateway + 100, {
+    name: 'ready-probe',
+    nodeOptions: NODE_FLAGS,
   });
-  try {
-    for (;;) {
-      try {
-        const res = await fetch(`http://127.0.0.1:${PORTS.gateway + 100}/readyz`);
-        if (res.status === 200) return Math.round(performance.now() - started);
-      } catch {
-        // not listening yet
-      }
-      await new Promise((resolve) => setTimeout(resolve, 5));
-    }
-  } finally {
-    child.kill('SIGTERM');
-  }
+  const ms = Math.round(performance.now() - started);
+  await stop(probe);
+  return ms;
 }
 
 /** The median; for an even count (the default two rounds) the mean of the middle two. */
@@ -187,128 +261,176 @@ function median(values: number[]): number {
   return Number(middle.toFixed(3));
 }
 
+/** The commit measured and whether the tree had changes on top of it (read-only git). */
+function treeState(): { commit: string; uncommittedFiles: number; label: string } {
+  const git = (...gitArgs: string[]): string => {
+    try {
+      return execFileSync('git', gitArgs, {
+        cwd: ROOT,
+        encoding: 'utf8',
+        env: { ...process.env, GIT_OPTIONAL_LOCKS: '0' },
+      }).trim();
+    } catch {
+      return '';
+    }
+  };
+  const commit = git('rev-parse', '--short', 'HEAD') || 'unknown';
+  const changed = git('status', '--porcelain').split('\n').filter(Boolean).length;
+  const label = changed === 0 ? commit : `${commit} + ${changed} uncommitted file(s)`;
+  return { commit, uncommittedFiles: changed, label };
+}
+
+interface Target {
+  target: string;
+  limit: string;
+  measured: string;
+  result: 'PASS' | 'MISS' | 'n/a';
+}
+
+function check(target: string, limit: string, measured: string | undefined, ok: boolean): Target {
+  return measured === undefined
+    ? { target, limit, measured: 'not run', result: 'n/a' }
+    : { target, limit, measured, result: ok ? 'PASS' : 'MISS' };
+}
+
 async function main(): Promise<void> {
   const procs: Proc[] = [];
   const stopAll = (): void => {
     for (const p of procs) p.child.kill('SIGTERM');
   };
   process.on('exit', stopAll);
+  const tree = treeState();
+  const benchStarted = Date.now();
   try {
     const [methodcallSim, dynRestSim, dynSoapSim] = await startSimulators(PORTS);
     procs.push(methodcallSim, dynRestSim, dynSoapSim);
+    const upstreamTask = `http://127.0.0.1:${PORTS.methodcall}/api/v2/task`;
+    const heap = { env: { NODE_OPTIONS: NODE_FLAGS } };
     const baseline = await start(
       'baseline',
-      [
-        '--import',
-        'tsx',
-        'bench/baseline.ts',
-        `http://127.0.0.1:${PORTS.methodcall}/api/v2/task`,
-        String(PORTS.baseline),
-      ],
+      ['--import', 'tsx', 'bench/baseline.ts', upstreamTask, String(PORTS.baseline)],
       /listening/,
+      heap,
     );
     procs.push(baseline);
-    const configFile = gatewayConfig();
-    const readyMs = await timeToReady(configFile);
-    // --profile: a V8 CPU profile of the gateway, written to bench/results/profile/ at exit.
-    const profile = args.includes('--profile')
-      ? ['--cpu-prof', `--cpu-prof-dir=${path.join(ROOT, 'bench', 'results', 'profile')}`]
-      : [];
-    // --node-flags "...": extra V8/Node flags for the gateway (e.g. --max-old-space-size=128).
-    const flagsAt = args.indexOf('--node-flags');
-    // Default: the production image's NODE_OPTIONS (Dockerfile), so the figures are what ships.
-    const nodeFlags = (flagsAt >= 0 ? (args[flagsAt + 1] ?? '') : GATEWAY_NODE_FLAGS)
-      .split(' ')
-      .filter(Boolean);
-    const gateway = await start(
-      'gateway',
-      [...profile, ...nodeFlags, 'dist/main.js', '--config', configFile],
-      /gateway listening/,
+    const baselineExpress = await start(
+      'baseline-express',
+      ['--import', 'tsx', 'bench/baseline-express.ts', upstreamTask, String(PORTS.baselineExpress)],
+      /listening/,
+      heap,
     );
+    procs.push(baselineExpress);
+    const configFile = gatewayConfig();
+    const readyMs: number[] = [];
+    for (let i = 0; i < 3; i++) readyMs.push(await timeToReady(configFile));
+    // --profile: a V8 CPU profile of the gateway, written to bench/results/profile/ at its exit.
+    const gateway = await startGateway(configFile, PORTS.gateway, {
+      nodeOptions: NODE_FLAGS,
+      cliFlags: PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${PROFILE_DIR}`] : [],
+    });
     procs.push(gateway);
     const g = `http://127.0.0.1:${PORTS.gateway}`;
     const json = 'application/json';
+    const forwarder = (
+      id: string,
+      label: string,
+      port: number,
+      proc: Proc,
+      extra: Partial<Scenario> = {},
+    ): Scenario => ({
+      id,
+      label,
+      url: `http://127.0.0.1:${port}/cancel`,
+      measured: () => proc,
+      upstream: () => methodcallSim,
+      contentType: json,
+      body: () => cancelBody('warehouse'),
+      ...extra,
+    });
+    const gatewayOn = (
+      id: string,
+      label: string,
+      target: string,
+      sim: Proc,
+      extra: Partial<Scenario> = {},
+    ): Scenario => ({
+      id,
+      label,
+      url: `${g}/cancel`,
+      measured: () => gateway,
+      upstream: () => sim,
+      contentType: json,
+      body: () => cancelBody(target),
+      ...extra,
+    });
+    const selected = (s: Scenario): boolean =>
+      ONLY === undefined ? s.byDefault !== false : ONLY.has(s.id);
+    const B_LABEL = 'B  bare node:http + undici forwarder';
+    const E_LABEL = 'E  bare Express 5 + undici forwarder';
     const scenarios: Scenario[] = [
       {
         id: 'a',
         label: 'A  methodcall simulator directly',
-        url: `http://127.0.0.1:${PORTS.methodcall}/api/v2/task`,
+        url: upstreamTask,
         measured: () => methodcallSim,
         contentType: 'application/xml',
         body: methodcallXml,
       },
-      {
-        id: 'b',
-        label: 'B  bare node:http + undici forwarder',
-        url: `http://127.0.0.1:${PORTS.baseline}/cancel`,
-        measured: () => baseline,
-        upstream: () => methodcallSim,
-        contentType: json,
-        body: () => cancelBody('warehouse'),
-      },
-      {
-        id: 'c-methodcall',
-        label: 'C  gateway, methodcall',
-        url: `${g}/cancel`,
-        measured: () => gateway,
-        upstream: () => methodcallSim,
-        contentType: json,
-        body: () => cancelBody('warehouse'),
-      },
-      {
-        id: 'c-dyn-rest',
-        label: 'C  gateway, dyn-rest',
-        url: `${g}/cancel`,
-        measured: () => gateway,
-        upstream: () => dynRestSim,
-        contentType: json,
-        body: () => cancelBody('dns'),
-      },
-      {
-        id: 'c-dyn-soap',
-        label: 'C  gateway, dyn-soap',
-        url: `${g}/cancel`,
-        measured: () => gateway,
-        upstream: () => dynSoapSim,
-        contentType: json,
-        body: () => cancelBody('dns-soap'),
-      },
-      {
-        id: 'd-batch',
-        label: 'D  gateway, /cancel/batch × 100 (methodcall)',
-        url: `${g}/cancel/batch`,
-        measured: () => gateway,
-        upstream: () => methodcallSim,
-        contentType: json,
-        connections: 4,
-        itemsPerRequest: 100,
-        body: () =>
-          JSON.stringify({
-            items: Array.from({ length: 100 }, () => ({
-              target: 'warehouse',
-              taskId: String(nextTaskId++),
-            })),
-          }),
-      },
-      {
-        id: 'd-single',
-        label: 'D  gateway, 100 single requests (methodcall)',
-        url: `${g}/cancel`,
-        measured: () => gateway,
-        upstream: () => methodcallSim,
-        contentType: json,
-        connections: 4 * 16,
-        body: () => cancelBody('warehouse'),
-      },
-    ].filter((s) => ONLY === undefined || ONLY.has(s.id));
+      forwarder('b', B_LABEL, PORTS.baseline, baseline),
+      forwarder('e', E_LABEL, PORTS.baselineExpress, baselineExpress),
+      gatewayOn('c-methodcall', 'C  gateway, methodcall', 'warehouse', methodcallSim),
+      gatewayOn('c-dyn-rest', 'C  gateway, dyn-rest', 'dns', dynRestSim),
+      gatewayOn('c-dyn-soap', 'C  gateway, dyn-soap', 'dns-soap', dynSoapSim),
+      gatewayOn(
+        'd-batch',
+        'D  gateway, /cancel/batch × 100 (methodcall)',
+        'warehouse',
+        methodcallSim,
+        {
+          url: `${g}/cancel/batch`,
+          connections: 4,
+          itemsPerRequest: 100,
+          body: () =>
+            JSON.stringify({
+              items: Array.from({ length: 100 }, () => ({
+                target: 'warehouse',
+                taskId: String(nextTaskId++),
+              })),
+            }),
+        },
+      ),
+      gatewayOn(
+        'd-single',
+        'D  gateway, 100 single requests (methodcall)',
+        'warehouse',
+        methodcallSim,
+        {
+          connections: 4 * 16,
+        },
+      ),
+    ].filter(selected);
+    const openScenarios: Scenario[] = [
+      forwarder('open-b', B_LABEL, PORTS.baseline, baseline, { byDefault: false }),
+      forwarder('open-e', E_LABEL, PORTS.baselineExpress, baselineExpress),
+      gatewayOn('open-methodcall', 'gateway, methodcall', 'warehouse', methodcallSim),
+      gatewayOn('open-dyn-rest', 'gateway, dyn-rest', 'dns', dynRestSim),
+      gatewayOn('open-dyn-soap', 'gateway, dyn-soap', 'dns-soap', dynSoapSim),
+    ].filter(selected);
 
     const results: Measurement[] = [];
+    const openResults: OpenMeasurement[] = [];
     for (let round = 1; round <= ROUNDS; round++) {
       // Alternate the order between rounds so drift (thermal, GC) does not favour one scenario.
       const order = round % 2 === 1 ? scenarios : [...scenarios].reverse();
       for (const s of order) {
         const m = await measure(s, round);
         results.push(m);
+        process.stderr.write(`${s.id} round ${round}: ${JSON.stringify(m)}\n`);
+      }
+      const openOrder = round % 2 === 1 ? openScenarios : [...openScenarios].reverse();
+      for (const s of openOrder) {
+        const m = await measureOpen(s, round);
+        openResults.push(m);
         process.stderr.write(`${s.id} round ${round}: ${JSON.stringify(m)}\n`);
       }
     }
@@ -330,9 +452,8 @@ async function main(): Promise<void> {
       }
     }
 
-    const by = (id: string) => results.filter((r) => r.scenario === id);
     const summary = scenarios.map((s) => {
-      const rs = by(s.id);
+      const rs = results.filter((r) => r.scenario === s.id);
       return {
         id: s.id,
         label: s.label,
@@ -348,8 +469,108 @@ async function main(): Promise<void> {
         errors: rs.reduce((n, r) => n + r.errors + r.non2xx, 0),
       };
     });
-    const b = summary.find((x) => x.id === 'b');
-    const a = summary.find((x) => x.id === 'a');
+    const openSummary = openScenarios.map((s) => {
+      const rs = openResults.filter((r) => r.scenario === s.id);
+      return {
+        id: s.id,
+        label: s.label,
+        rate: OPEN_RATE,
+        scheduled: rs.reduce((n, r) => n + r.scheduled, 0),
+        latencyP50: median(rs.map((r) => r.latencyP50)),
+        latencyP99: median(rs.map((r) => r.latencyP99)),
+        latencyMax: Math.max(...rs.map((r) => r.latencyMax)),
+        sendLagP99: median(rs.map((r) => r.sendLagP99)),
+        cpuMsPerRequest: median(rs.map((r) => r.cpuMsPerRequest)),
+        peakRssMb: Math.max(...rs.map((r) => r.peakRssMb)),
+        errors: rs.reduce((n, r) => n + r.errors + r.non2xx, 0),
+      };
+    });
+    const find = (id: string) => summary.find((x) => x.id === id);
+    const findOpen = (id: string) => openSummary.find((x) => x.id === id);
+    const a = find('a');
+    const b = find('b');
+    const e = find('e');
+    const openE = findOpen('open-e');
+    const ratio = (r: { itemsPerSecond: number }, base: { itemsPerSecond: number } | undefined) =>
+      base === undefined ? '' : `${Math.round((100 * r.itemsPerSecond) / base.itemsPerSecond)}%`;
+
+    const targets: Target[] = [];
+    for (const p of PROTOCOLS) {
+      const c = find(`c-${p}`);
+      const want = TARGETS.ratioOfE[`c-${p}`]!;
+      const share =
+        c === undefined || e === undefined ? undefined : c.requestsPerSecond / e.requestsPerSecond;
+      targets.push(
+        check(
+          `${p} req/s, 50 connections`,
+          `≥ ${Math.round(want * 100)} % of E`,
+          share === undefined || c === undefined || e === undefined
+            ? undefined
+            : `${(share * 100).toFixed(1)} % (${c.requestsPerSecond} / ${e.requestsPerSecond})`,
+          share !== undefined && share >= want,
+        ),
+      );
+    }
+    for (const p of PROTOCOLS) {
+      const c = find(`c-${p}`);
+      const limit = e === undefined ? undefined : TARGETS.p99TimesE * e.latencyP99;
+      targets.push(
+        check(
+          `${p} p99, 50 connections`,
+          `≤ ${TARGETS.p99TimesE} × E's p99${limit === undefined ? '' : ` (${limit} ms)`}`,
+          c === undefined || limit === undefined ? undefined : `${c.latencyP99} ms`,
+          c !== undefined && limit !== undefined && c.latencyP99 <= limit,
+        ),
+      );
+    }
+    for (const p of PROTOCOLS) {
+      const o = findOpen(`open-${p}`);
+      const added =
+        o === undefined || openE === undefined ? undefined : o.latencyP99 - openE.latencyP99;
+      targets.push(
+        check(
+          `${p} added p99, open loop ${OPEN_RATE}/s`,
+          `≤ ${TARGETS.openAddedP99Ms} ms over E's p99`,
+          added === undefined || o === undefined || openE === undefined
+            ? undefined
+            : `${added.toFixed(2)} ms (${o.latencyP99} − ${openE.latencyP99})`,
+          added !== undefined && added <= TARGETS.openAddedP99Ms,
+        ),
+      );
+    }
+    const gatewayRows = [
+      ...summary.filter((r) => /^[cd]-/.test(r.id)),
+      ...openSummary.filter((r) => /^open-(methodcall|dyn)/.test(r.id)),
+    ];
+    const peakRss =
+      gatewayRows.length === 0 ? undefined : Math.max(...gatewayRows.map((r) => r.peakRssMb));
+    targets.push(
+      check(
+        'gateway peak RSS under load, image heap flags',
+        `≤ ${TARGETS.peakRssMb} MB`,
+        peakRss === undefined ? undefined : `${peakRss} MB`,
+        peakRss !== undefined && peakRss <= TARGETS.peakRssMb,
+      ),
+    );
+    const slowestReady = Math.max(...readyMs);
+    targets.push(
+      check(
+        'start to /readyz 200 (slowest of 3)',
+        `≤ ${TARGETS.readyMs} ms`,
+        `${slowestReady} ms (${readyMs.join(', ')})`,
+        slowestReady <= TARGETS.readyMs,
+      ),
+    );
+    const gatewayErrors = gatewayRows.reduce((n, r) => n + r.errors, 0);
+    targets.push(
+      check(
+        'no errors or non-2xx answers from the gateway',
+        '0',
+        gatewayRows.length === 0 ? undefined : String(gatewayErrors),
+        gatewayErrors === 0,
+      ),
+    );
+
     const machine = {
       cpus: `${os.cpus().length} × ${os.cpus()[0]?.model ?? 'unknown'}`,
       memoryGb: Math.round(os.totalmem() / 1024 ** 3),
@@ -358,33 +579,93 @@ async function main(): Promise<void> {
     };
     const lines = [
       `Machine: ${machine.cpus}, ${machine.memoryGb} GB, ${machine.os}, Node ${machine.node}.`,
-      `${CONNECTIONS} connections, ${DURATION} s per run after ${WARMUP} s warm-up, ${ROUNDS} rounds (median). Start to /readyz 200: ${readyMs} ms.`,
+      `Tree: ${tree.label}. NODE_OPTIONS of the gateway and the baselines: ${NODE_FLAGS || '(none)'}.`,
+      `Closed loop: ${CONNECTIONS} connections, ${DURATION} s per run after ${WARMUP} s warm-up. Open loop: ${OPEN_RATE} req/s, ${OPEN_SECONDS} s after ${OPEN_WARMUP} s. ${ROUNDS} round(s) (median). Start to /readyz 200: ${readyMs.join(', ')} ms.`,
       '',
-      '| scenario | req/s | items/s | p50 ms | p99 ms | max ms | CPU ms/req | upstream CPU ms/req | load gen CPU ms/req | peak RSS MB | vs A | vs B | errors |',
-      '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+      '| scenario | req/s | items/s | p50 ms | p99 ms | max ms | CPU ms/req | upstream CPU ms/req | load gen CPU ms/req | peak RSS MB | vs A | vs B | vs E | errors |',
+      '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
       ...summary.map(
         (r) =>
-          `| ${r.label} | ${r.requestsPerSecond} | ${r.itemsPerSecond} | ${r.latencyP50} | ${r.latencyP99} | ${r.latencyMax} | ${r.cpuMsPerRequest} | ${r.upstreamCpuMsPerRequest || ''} | ${r.loadCpuMsPerRequest} | ${r.peakRssMb} | ${a === undefined ? '' : `${Math.round((100 * r.itemsPerSecond) / a.itemsPerSecond)}%`} | ${b === undefined ? '' : `${Math.round((100 * r.itemsPerSecond) / b.itemsPerSecond)}%`} | ${r.errors} |`,
+          `| ${r.label} | ${r.requestsPerSecond} | ${r.itemsPerSecond} | ${r.latencyP50} | ${r.latencyP99} | ${r.latencyMax} | ${r.cpuMsPerRequest} | ${r.upstreamCpuMsPerRequest || ''} | ${r.loadCpuMsPerRequest} | ${r.peakRssMb} | ${ratio(r, a)} | ${ratio(r, b)} | ${ratio(r, e)} | ${r.errors} |`,
       ),
     ];
+    if (openSummary.length > 0) {
+      lines.push(
+        '',
+        `| open loop, ${OPEN_RATE} req/s | requests | p50 ms | p99 ms | max ms | added p99 ms (vs E) | CPU ms/req | peak RSS MB | generator lag p99 ms | errors |`,
+        '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+        ...openSummary.map(
+          (r) =>
+            `| ${r.label} | ${r.scheduled} | ${r.latencyP50} | ${r.latencyP99} | ${r.latencyMax} | ${openE === undefined || r.id === 'open-e' ? '' : (r.latencyP99 - openE.latencyP99).toFixed(2)} | ${r.cpuMsPerRequest} | ${r.peakRssMb} | ${r.sendLagP99} | ${r.errors} |`,
+        ),
+      );
+    }
+    lines.push(
+      '',
+      '| target | limit | measured | result |',
+      '| --- | --- | --- | --- |',
+      ...targets.map((t) => `| ${t.target} | ${t.limit} | ${t.measured} | **${t.result}** |`),
+    );
     if (soak.length > 0) {
       lines.push('', '| soak minute | RSS MB | req/s |', '| ---: | ---: | ---: |');
       for (const s of soak) lines.push(`| ${s.minute} | ${s.rssMb} | ${s.requestsPerSecond} |`);
     }
     const stamp = new Date().toISOString().replace(/[:.]/g, '-');
     const out = path.join(ROOT, 'bench', 'results', `${stamp}.json`);
-    writeFileSync(
-      out,
-      `${JSON.stringify({ machine, options: { DURATION, WARMUP, CONNECTIONS, ROUNDS }, readyMs, results, summary, soak }, null, 2)}\n`,
-    );
+    const options = {
+      DURATION,
+      WARMUP,
+      CONNECTIONS,
+      ROUNDS,
+      OPEN_RATE,
+      OPEN_SECONDS,
+      OPEN_WARMUP,
+      NODE_FLAGS,
+      ONLY: ONLY === undefined ? undefined : [...ONLY],
+    };
+    const report = {
+      machine,
+      tree,
+      options,
+      readyMs,
+      results,
+      summary,
+      openResults,
+      openSummary,
+      targets,
+      soak,
+    };
+    writeFileSync(out, `${JSON.stringify(report, null, 2)}\n`);
     process.stdout.write(`${lines.join('\n')}\n\nraw results: ${path.relative(ROOT, out)}\n`);
+
+    if (PROFILE) {
+      // The profile is written when the gateway exits, so stop it cleanly and wait for it.
+      await stop(gateway);
+      const written = readdirSync(PROFILE_DIR)
+        .filter((f) => f.endsWith('.cpuprofile'))
+        .map((f) => path.join(PROFILE_DIR, f))
+        .filter((f) => statSync(f).mtimeMs >= benchStarted)
+        .sort((x, y) => statSync(y).mtimeMs - statSync(x).mtimeMs);
+      const file = written[0];
+      if (file === undefined) throw new Error(`no .cpuprofile written to ${PROFILE_DIR}`);
+      const profile = JSON.parse(readFileSync(file, 'utf8')) as CpuProfile;
+      process.stdout.write(
+        `\nCPU profile of the gateway (whole run, warm-ups included): ${path.relative(ROOT, file)}\n` +
+          summarise(profile, 30, answered.get(gateway)),
+      );
+    }
+    if (STRICT && targets.some((t) => t.result === 'MISS')) {
+      process.stderr.write('bench: a target was missed (--strict)\n');
+      process.exitCode = 3;
+    }
+    process.stderr.write(`bench took ${Math.round((Date.now() - benchStarted) / 1000)} s\n`);
   } finally {
     stopAll();
   }
 }
 
 main().then(
-  () => process.exit(0),
+  () => process.exit(process.exitCode ?? 0),
   (err: unknown) => {
     process.stderr.write(
       `bench failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,

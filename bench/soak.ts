@@ -10,11 +10,10 @@ import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import autocannon from 'autocannon';
 import {
-  GATEWAY_NODE_FLAGS,
   ROOT,
   numberOption,
   rssMb,
-  start,
+  startGateway,
   startSimulators,
   writeGatewayConfig,
   type Proc,
@@ -54,11 +53,8 @@ async function main(): Promise<void> {
   });
   procs.push(...(await startSimulators(PORTS)));
   const file = writeGatewayConfig('soak', PORTS);
-  const gateway = await start(
-    'gateway',
-    [...GATEWAY_NODE_FLAGS.split(' '), 'dist/main.js', '--config', file],
-    /gateway listening/,
-  );
+  // The image's NODE_OPTIONS (bench/lib.ts), ready at the first 200 from /readyz.
+  const gateway = await startGateway(file, PORTS.gateway);
   procs.push(gateway);
   const pid = gateway.child.pid!;
 

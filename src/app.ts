@@ -1,48 +1,47 @@
-import { readFileSync } from 'node:fs';
-import path from 'node:path';
 import express, { type Express } from 'express';
-import { batchHandler, cancelHandler, type GatewayState } from './http/cancel';
+import { batchRoute, cancelRoute } from './http/cancel';
+import type { HttpContext } from './http/context';
 import { errorHandler, methodNotAllowed, notFound } from './http/errors';
 import { healthz, metrics, openapi, readyz, routes } from './http/ops';
-import { requestIdFrom } from './http/request-id';
+import { assignRequestId } from './http/request-id';
 
-export type { GatewayState };
+export type { HttpContext };
 
-/** The package version, for `/openapi.json` (package.json is one level above src/ and dist/). */
-const VERSION = (
-  JSON.parse(readFileSync(path.join(__dirname, '..', 'package.json'), 'utf8')) as {
-    version: string;
-  }
-).version;
+/** Options of the app that are not per request. */
+export interface AppOptions {
+  /** The package version, for `/openapi.json`. */
+  version: string;
+  /** Middleware mounted before every route (tests prove it reaches every endpoint). */
+  before?: express.RequestHandler[];
+}
 
-/** Builds the Express app for a running gateway; it never listens by itself. */
-export function createApp(state: GatewayState): Express {
+/**
+ * THE Express app: every endpoint, `/cancel` and `/cancel/batch` included, is a route here, so
+ * any `app.use` middleware applies to all of them. It never listens by itself.
+ */
+export function createApp(ctx: HttpContext, options: AppOptions): Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
   app.set('query parser', false);
 
-  app.use((req, res, next) => {
-    const requestId = requestIdFrom(req.headers['x-request-id']);
-    res.locals.requestId = requestId;
-    res.setHeader('X-Request-Id', requestId);
-    next();
-  });
+  app.use(assignRequestId);
+  for (const middleware of options.before ?? []) app.use(middleware);
 
-  app.post('/cancel', cancelHandler(state));
+  app.post('/cancel', ...cancelRoute(ctx));
   app.all('/cancel', methodNotAllowed('POST'));
-  app.post('/cancel/batch', batchHandler(state));
+  app.post('/cancel/batch', ...batchRoute(ctx));
   app.all('/cancel/batch', methodNotAllowed('POST'));
   app.get('/healthz', healthz);
-  app.get('/readyz', readyz(state));
-  app.get('/metrics', metrics(state));
-  app.get('/routes', routes(state));
-  app.get('/openapi.json', openapi(VERSION));
+  app.get('/readyz', readyz(ctx));
+  app.get('/metrics', metrics(ctx));
+  app.get('/routes', routes(ctx));
+  app.get('/openapi.json', openapi(options.version));
   for (const path of ['/healthz', '/readyz', '/metrics', '/routes', '/openapi.json']) {
     app.all(path, methodNotAllowed('GET'));
   }
 
   app.use(notFound);
-  app.use(errorHandler(state.logger));
+  app.use(errorHandler(ctx.logger));
   return app;
 }

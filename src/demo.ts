@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { createLogger } from './observability/logger';
-import { startGateway, StartupError } from './server';
+import { startGateway, StartupError } from './gateway';
 import { startScriptedSimulator } from './simulators/scripted';
 
 const SIM_METHODCALL_PORT = Number(process.env.SIM_METHODCALL_PORT ?? 18081);
@@ -88,6 +88,10 @@ async function main(): Promise<void> {
   };
   process.on('SIGINT', stop);
   process.on('SIGTERM', stop);
+  // SIGHUP means "reload" here as everywhere else (the default action would end the demo).
+  process.on('SIGHUP', () => {
+    void gateway.reload();
+  });
 }
 
 main().catch((err: unknown) => {

@@ -1,6 +1,7 @@
-import { checkConfigFiles } from './config/check-files';
 import { loadConfigFile } from './config/load';
-import { PROJECT_ROOT, startGateway, StartupError } from './server';
+import { PROJECT_ROOT, startGateway, StartupError, type RunningGateway } from './gateway';
+import { createLogger, type Logger } from './observability/logger';
+import { checkProviderFiles } from './providers/registry';
 
 const USAGE = `usage:
   node dist/main.js [--config FILE]      start the gateway (else $GATEWAY_CONFIG, else config/gateway.yaml)
@@ -21,7 +22,7 @@ export async function checkConfig(
 ): Promise<number> {
   const result = loadConfigFile(file, env);
   const problems = result.ok
-    ? await checkConfigFiles(result.value.config, PROJECT_ROOT)
+    ? await checkProviderFiles(result.value.config, PROJECT_ROOT)
     : result.problems;
   if (!result.ok || problems.length > 0) {
     for (const problem of problems) err(problem);
@@ -60,8 +61,10 @@ async function main(argv: string[]): Promise<number> {
       return 2;
     }
   }
+  const env = process.env;
+  const logger = createLogger(env.LOG_LEVEL === undefined ? {} : { level: env.LOG_LEVEL });
   try {
-    await startGateway({ configFile, handleSignals: true });
+    handleSignals(await startGateway({ configFile, env, logger }), logger);
     return -1; // keeps running until a signal
   } catch (error) {
     if (error instanceof StartupError) {
@@ -71,6 +74,27 @@ async function main(argv: string[]): Promise<number> {
     }
     throw error;
   }
+}
+
+/**
+ * SIGTERM/SIGINT drain and exit 0; a second one exits 1 at once. SIGHUP reloads the config.
+ * This is the only place that touches the process's signals and exit code.
+ */
+function handleSignals(gateway: RunningGateway, logger: Logger): void {
+  let signals = 0;
+  const stop = (signal: NodeJS.Signals): void => {
+    signals++;
+    if (signals > 1) {
+      logger.warn({ signal }, 'second signal: exiting now');
+      process.exit(1);
+    }
+    void gateway.shutdown(signal).then(() => process.exit(0));
+  };
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
+  process.on('SIGHUP', () => {
+    void gateway.reload();
+  });
 }
 
 if (require.main === module) {

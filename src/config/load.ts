@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { parseDocument } from 'yaml';
 import type { z } from 'zod';
+import { PROTOCOLS } from '../core/protocols';
 import { ConfigSchema, type GatewayConfig } from './schema';
 
 /** A validated config and where it came from. */
@@ -70,7 +71,7 @@ export function formatIssues(error: z.ZodError): string[] {
         'note' in issue &&
         issue.note === 'No matching discriminator'
       ) {
-        return `${path}: must be one of methodcall, dyn-rest, dyn-soap`;
+        return `${path}: must be one of ${PROTOCOLS.join(', ')}`;
       }
       if (issue.code === 'invalid_type' && issue.input === undefined) return `${path}: is required`;
       return `${path}: ${issue.message}`;

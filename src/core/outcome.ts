@@ -1,3 +1,5 @@
+import type { ErrorCode } from './error-codes';
+
 /** Every outcome a caller can see, and the HTTP status each one answers with. */
 export const OUTCOME_HTTP_STATUS = {
   canceled: 200,
@@ -18,6 +20,24 @@ export const OUTCOME_HTTP_STATUS = {
 
 export type Outcome = keyof typeof OUTCOME_HTTP_STATUS;
 
+/**
+ * The few error codes whose status is not their outcome's: unknown paths and methods are
+ * `invalid_request` but answer 404/405 as HTTP says, and a reused Idempotency-Key answers 422.
+ */
+export const ERROR_CODE_HTTP_STATUS = {
+  NOT_FOUND: 404,
+  METHOD_NOT_ALLOWED: 405,
+  IDEMPOTENCY_KEY_REUSED: 422,
+} as const satisfies Partial<Record<ErrorCode, number>>;
+
+/** The HTTP status of an answer: its error code's own status, else its outcome's. */
+export function httpStatusOf(outcome: Outcome, code?: ErrorCode): number {
+  if (code !== undefined && code in ERROR_CODE_HTTP_STATUS) {
+    return ERROR_CODE_HTTP_STATUS[code as keyof typeof ERROR_CODE_HTTP_STATUS];
+  }
+  return OUTCOME_HTTP_STATUS[outcome];
+}
+
 /** Outcomes a provider can produce for one upstream call. */
 export type ProviderOutcomeKind = Extract<
   Outcome,
@@ -31,7 +51,7 @@ export type ProviderOutcomeKind = Extract<
   | 'upstream_error'
 >;
 
-/** Outcomes after which a caller may retry the same request (contract §4). */
+/** Outcomes after which a caller may retry the same request. */
 const RETRYABLE: ReadonlySet<Outcome> = new Set<Outcome>([
   'rate_limited',
   'unavailable',
@@ -42,7 +62,7 @@ export function isRetryableOutcome(outcome: Outcome): boolean {
   return RETRYABLE.has(outcome);
 }
 
-/** Outcomes after which the next provider of a route's chain is tried (contract §6). */
+/** Outcomes after which the next provider of a route's chain is tried. */
 export function allowsFallback(outcome: Outcome): boolean {
   return outcome === 'unavailable' || outcome === 'rate_limited';
 }

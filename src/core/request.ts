@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import type { ProblemDetail } from './result';
 
-/** Route and provider names (contract §3). */
+/** Route and provider names. */
 export const NAME_PATTERN = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 
 /** Longest decimal task id accepted: 20 digits covers every unsigned 64-bit id. */
@@ -33,7 +33,7 @@ export const TargetSchema = z
   .regex(NAME_PATTERN, 'must be a route name: lower-case letters, digits, "-" or "_", at most 63')
   .describe('Logical target: a route name from the gateway config.');
 
-/** The body of `POST /cancel` (contract §4); any other field is an error. */
+/** The body of `POST /cancel`; any other field is an error. */
 export const CancelRequestSchema = z
   .strictObject({
     target: TargetSchema,
@@ -48,7 +48,7 @@ export const CancelRequestSchema = z
 
 export type CancelRequest = z.output<typeof CancelRequestSchema>;
 
-/** Most items one `POST /cancel/batch` may carry (contract §5). */
+/** Most items one `POST /cancel/batch` may carry. */
 export const MAX_BATCH_ITEMS = 100;
 
 /**

@@ -1,13 +1,15 @@
 import { z } from 'zod';
 import { ERROR_CODES } from './error-codes';
 import { OUTCOME_HTTP_STATUS } from './outcome';
+import { PROTOCOLS } from './protocols';
 
 /**
- * The unified result (contract §4) as a zod schema. `/openapi.json` is generated from it, and the
+ * The unified result as a zod schema. `/openapi.json` is generated from it, and the
  * test suite checks every answer against it, so the document cannot drift from what is sent.
  */
 const Outcome = z.enum(Object.keys(OUTCOME_HTTP_STATUS) as [keyof typeof OUTCOME_HTTP_STATUS]);
 const ErrorCode = z.enum(Object.keys(ERROR_CODES) as [keyof typeof ERROR_CODES]);
+const Protocol = z.enum(PROTOCOLS);
 
 export const UnifiedTaskSchema = z
   .strictObject({
@@ -33,7 +35,7 @@ export const UnifiedResultSchema = z
     requestId: z.string(),
     target: z.string().optional(),
     provider: z.string().optional().describe('The provider that gave the final answer.'),
-    protocol: z.enum(['methodcall', 'dyn-rest', 'dyn-soap']).optional(),
+    protocol: Protocol.optional(),
     taskId: z.string().optional(),
     task: UnifiedTaskSchema.optional(),
     error: z
@@ -76,7 +78,7 @@ export const ReadyzSchema = z.strictObject({
     z.string(),
     z.strictObject({
       circuit: z.enum(['closed', 'half-open', 'open']),
-      protocol: z.enum(['methodcall', 'dyn-rest', 'dyn-soap']),
+      protocol: Protocol,
     }),
   ),
   state: z
@@ -97,7 +99,7 @@ export const RoutesSchema = z.strictObject({
       chain: z.array(
         z.strictObject({
           provider: z.string(),
-          protocol: z.enum(['methodcall', 'dyn-rest', 'dyn-soap']),
+          protocol: Protocol,
           circuit: z.enum(['closed', 'half-open', 'open']),
         }),
       ),

@@ -1,5 +1,5 @@
 import type { ErrorCode } from './error-codes';
-import { OUTCOME_HTTP_STATUS, isRetryableOutcome, type Outcome } from './outcome';
+import { isRetryableOutcome, type Outcome } from './outcome';
 import type { ProviderOutcome, UpstreamDetail } from './provider-outcome';
 import type { UnifiedTask } from './task';
 
@@ -17,7 +17,7 @@ export interface AttemptRecord {
   errorCode?: ErrorCode;
 }
 
-/** The one response shape of `/cancel` and of every error (contract §4). */
+/** The one response shape of `/cancel` and of every error. */
 export interface UnifiedResult {
   ok: boolean;
   outcome: Outcome;
@@ -39,18 +39,16 @@ export interface UnifiedResult {
   replayed?: boolean;
 }
 
-/** A result plus what the HTTP layer needs beyond the body. */
-export interface HttpAnswer {
-  status: number;
+/**
+ * A unified result plus what the HTTP layer needs beyond the body. No status: `http/respond.ts`
+ * derives it from the outcome (and error code) through the table in `outcome.ts`.
+ */
+export interface Answer {
   body: UnifiedResult;
+  /** Seconds the caller should wait before retrying (`Retry-After`), when known. */
   retryAfterSeconds?: number;
-  headers?: Record<string, string>;
   /** A timeout after the cancel may have reached the upstream (not "not sent"). */
   ambiguous?: boolean;
-}
-
-export function statusOf(outcome: Outcome): number {
-  return OUTCOME_HTTP_STATUS[outcome];
 }
 
 /** A failure produced by the gateway itself, before or instead of an upstream call. */

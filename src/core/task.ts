@@ -1,4 +1,4 @@
-/** A Dyn task, in the gateway's unified shape (contract §4). */
+/** A Dyn task, in the gateway's unified shape. */
 export interface UnifiedTask {
   id: string;
   name?: string;

@@ -1,8 +1,12 @@
 import type { IncomingMessage } from 'node:http';
+import type { RequestHandler, Response } from 'express';
+import { gatewayFailure, type Answer } from '../core/result';
+import { requestIdOf } from './request-id';
+
+type BodyFailureKind = 'media_type' | 'too_large' | 'malformed' | 'aborted';
 
 export type BodyResult =
-  | { ok: true; value: unknown }
-  | { ok: false; kind: 'media_type' | 'too_large' | 'malformed' | 'aborted'; message: string };
+  { ok: true; value: unknown } | { ok: false; kind: BodyFailureKind; message: string };
 
 /** True for `application/json` and `application/*+json`, with no charset other than UTF-8. */
 export function isJsonContentType(header: string | undefined): boolean {
@@ -83,5 +87,50 @@ function tooLarge(limitBytes: number): BodyResult {
     ok: false,
     kind: 'too_large',
     message: `the request body is larger than ${limitBytes} bytes`,
+  };
+}
+
+/** The unified answer for a body that could not be read as JSON. */
+function bodyFailure(requestId: string, kind: BodyFailureKind, message: string): Answer {
+  switch (kind) {
+    case 'too_large':
+      return {
+        body: gatewayFailure(requestId, 'payload_too_large', 'PAYLOAD_TOO_LARGE', message),
+      };
+    case 'media_type':
+      return {
+        body: gatewayFailure(requestId, 'invalid_request', 'UNSUPPORTED_MEDIA_TYPE', message, {
+          details: [{ path: '(headers).content-type', message: 'must be application/json' }],
+        }),
+      };
+    case 'malformed':
+    case 'aborted':
+      return {
+        body: gatewayFailure(requestId, 'invalid_request', 'MALFORMED_JSON', message, {
+          details: [{ path: '(body)', message }],
+        }),
+      };
+  }
+}
+
+/**
+ * Express middleware: reads the JSON body into `req.body` (limit read per request, so a reload
+ * applies at once), or hands the failure to `refuse`. Ours rather than `express.json()`:
+ * body-parser reads an oversized body to its end before reporting 413 (a client can make the
+ * gateway read gigabytes), and parses an empty body as `{}`; this refuses from Content-Length
+ * before reading, stops at the limit, and calls an empty body what it is.
+ */
+export function jsonBody(
+  limitOf: (res: Response) => number,
+  refuse: (res: Response, answer: Answer) => void,
+): RequestHandler {
+  return async (req, res, next) => {
+    const result = await readJsonBody(req, limitOf(res));
+    if (result.ok) {
+      req.body = result.value;
+      next();
+      return;
+    }
+    refuse(res, bodyFailure(requestIdOf(res), result.kind, result.message));
   };
 }

@@ -1,25 +1,14 @@
-import type { ServerResponse } from 'node:http';
-import type { ErrorRequestHandler, RequestHandler } from 'express';
+import type { ErrorRequestHandler, RequestHandler, Response } from 'express';
 import { gatewayFailure } from '../core/result';
 import type { Logger } from '../observability/logger';
-import { requestIdFrom } from './request-id';
-import { sendAnswer } from './respond';
+import { requestIdOf } from './request-id';
+import { respond } from './respond';
 
-function requestIdOf(
-  locals: Record<string, unknown>,
-  header: string | string[] | undefined,
-): string {
-  const id = locals.requestId;
-  return typeof id === 'string' ? id : requestIdFrom(header);
-}
-
-/** Unknown paths: 404 in the unified shape (contract §7). */
+/** Unknown paths: 404 in the unified shape. */
 export const notFound: RequestHandler = (req, res) => {
-  const requestId = requestIdOf(res.locals, req.headers['x-request-id']);
-  sendAnswer(res, {
-    status: 404,
+  respond(res, {
     body: gatewayFailure(
-      requestId,
+      requestIdOf(res),
       'invalid_request',
       'NOT_FOUND',
       `no such endpoint: ${req.method} ${req.path}`,
@@ -30,16 +19,14 @@ export const notFound: RequestHandler = (req, res) => {
 /** Known path, wrong method: 405 with `Allow`. */
 export function methodNotAllowed(allow: string): RequestHandler {
   return (req, res) => {
-    const requestId = requestIdOf(res.locals, req.headers['x-request-id']);
-    sendAnswer(res, {
-      status: 405,
+    res.setHeader('Allow', allow);
+    respond(res, {
       body: gatewayFailure(
-        requestId,
+        requestIdOf(res),
         'invalid_request',
         'METHOD_NOT_ALLOWED',
         `${req.method} is not allowed here; use ${allow}`,
       ),
-      headers: { Allow: allow },
     });
   };
 }
@@ -50,15 +37,13 @@ export function methodNotAllowed(allow: string): RequestHandler {
  */
 export function errorHandler(logger: Logger): ErrorRequestHandler {
   return (err: unknown, req, res, _next) => {
-    const requestId = requestIdOf(res.locals, req.headers['x-request-id']);
     const status = (err as { status?: unknown }).status;
     if (typeof status === 'number' && status >= 400 && status < 500) {
       // Framework-level client errors (a malformed URL, say) are the caller's, not bugs.
       if (!res.headersSent) {
-        sendAnswer(res, {
-          status: 400,
+        respond(res, {
           body: gatewayFailure(
-            requestId,
+            requestIdOf(res),
             'invalid_request',
             'INVALID_REQUEST',
             'the request could not be understood',
@@ -67,26 +52,25 @@ export function errorHandler(logger: Logger): ErrorRequestHandler {
       }
       return;
     }
-    internalError(logger, err, requestId, req.method, req.path, res);
+    internalError(logger, err, req.method, req.path, res);
   };
 }
 
 /** A bug: logged with its stack; the caller gets 500 in the unified shape, never the stack. */
-export function internalError(
+function internalError(
   logger: Logger,
   err: unknown,
-  requestId: string,
-  method: string | undefined,
-  path: string | undefined,
-  res: ServerResponse,
+  method: string,
+  path: string,
+  res: Response,
 ): void {
+  const requestId = requestIdOf(res);
   logger.error({ err, requestId, method, path }, 'unhandled error');
   if (res.headersSent) {
     res.destroy();
     return;
   }
-  sendAnswer(res, {
-    status: 500,
+  respond(res, {
     body: gatewayFailure(
       requestId,
       'internal_error',

@@ -1,10 +1,10 @@
 import { createHash } from 'node:crypto';
 import { CancelRequestSchema } from '../core/request';
-import { gatewayFailure, statusOf, type HttpAnswer } from '../core/result';
+import { gatewayFailure, type Answer } from '../core/result';
 import type { Runtime } from '../routing/runtime';
-import type { GatewayState } from './cancel';
+import type { StateStore } from '../state/store';
 
-/** `Idempotency-Key`: 1..255 visible ASCII characters (contract §9). */
+/** `Idempotency-Key`: 1..255 visible ASCII characters. */
 const KEY_PATTERN = /^[\x21-\x7e]{1,255}$/;
 
 /**
@@ -20,7 +20,11 @@ function fingerprintOf(value: unknown): string | undefined {
     .digest('hex');
 }
 
-type Result = { answer: HttpAnswer; reason?: string };
+/** One answered cancel, and the caller's reason for the log line. */
+export interface CancelResult {
+  answer: Answer;
+  reason?: string;
+}
 
 /**
  * Runs one `/cancel` under its `Idempotency-Key`, when it has one:
@@ -32,18 +36,17 @@ type Result = { answer: HttpAnswer; reason?: string };
  * store down, the request runs without idempotency rather than failing.
  */
 export async function withIdempotencyKey(
-  state: GatewayState,
+  store: StateStore,
   runtime: Runtime,
   header: string | string[] | undefined,
   caller: string,
   requestId: string,
   body: unknown,
-  run: () => Promise<Result>,
-): Promise<Result> {
+  run: () => Promise<CancelResult>,
+): Promise<CancelResult> {
   if (header === undefined) return run();
-  const invalid = (message: string): Result => ({
+  const invalid = (message: string): CancelResult => ({
     answer: {
-      status: statusOf('invalid_request'),
       body: gatewayFailure(requestId, 'invalid_request', 'INVALID_REQUEST', message, {
         details: [{ path: '(headers).idempotency-key', message }],
       }),
@@ -59,15 +62,13 @@ export async function withIdempotencyKey(
   const key = `${caller}:${header}`;
   const { server, state: stateCfg } = runtime.loaded.config;
   const inFlightSeconds = Math.ceil(server.requestTimeoutMs / 1000) + 30;
-  const claim = await state.store.claimIdempotencyKey(key, fingerprint, inFlightSeconds);
+  const claim = await store.claimIdempotencyKey(key, fingerprint, inFlightSeconds);
   if ('unavailable' in claim) return run();
   if (!claim.claimed) {
     const { entry } = claim;
     if (entry.fingerprint !== fingerprint) {
       return {
         answer: {
-          // Contract §9: 422 with outcome invalid_request.
-          status: 422,
           body: gatewayFailure(
             requestId,
             'invalid_request',
@@ -80,7 +81,6 @@ export async function withIdempotencyKey(
     if (entry.state === 'in-flight') {
       return {
         answer: {
-          status: statusOf('conflict'),
           body: gatewayFailure(
             requestId,
             'conflict',
@@ -92,29 +92,25 @@ export async function withIdempotencyKey(
         },
       };
     }
-    const replay: HttpAnswer = {
-      status: entry.status,
-      body: { ...entry.body, requestId, replayed: true },
-    };
+    const replay: Answer = { body: { ...entry.body, requestId, replayed: true } };
     if (entry.retryAfterSeconds !== undefined) replay.retryAfterSeconds = entry.retryAfterSeconds;
     return { answer: replay };
   }
 
-  let result: Result | undefined;
+  let result: CancelResult | undefined;
   try {
     result = await run();
     return result;
   } finally {
     const answer = result?.answer;
     if (answer === undefined || answer.body.retryable || answer.body.outcome === 'internal_error') {
-      await state.store.releaseIdempotencyKey(key);
+      await store.releaseIdempotencyKey(key);
     } else {
-      await state.store.completeIdempotencyKey(
+      await store.completeIdempotencyKey(
         key,
         {
           state: 'done',
           fingerprint,
-          status: answer.status,
           body: answer.body,
           ...(answer.retryAfterSeconds === undefined
             ? {}

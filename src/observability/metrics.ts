@@ -1,7 +1,7 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { CircuitState } from '../routing/policy';
+import type { CircuitState } from '../core/circuit';
 
-/** `gateway_circuit_state` values (contract §7). */
+/** `gateway_circuit_state` values. */
 const CIRCUIT_VALUE: Record<CircuitState, number> = { closed: 0, 'half-open': 1, open: 2 };
 
 /** Seconds: from a fast methodcall answer (~1 ms) to a Dyn job polled for most of a minute. */
@@ -17,6 +17,8 @@ export interface Metrics {
   authFailures: Counter<'reason'>;
   stateStoreErrors: Counter<'operation'>;
   upstreamAuthFailures: Counter<'provider'>;
+  /** Where `gateway_circuit_state` reads the providers' circuits from at each scrape. */
+  observeCircuits(source: () => Iterable<readonly [string, CircuitState]>): void;
   /** Text exposition for `GET /metrics`. */
   render(): Promise<string>;
 }
@@ -26,7 +28,8 @@ export interface Metrics {
  * (targets, providers) or from fixed vocabularies (outcomes, results); never from caller input,
  * so the series count stays bounded.
  */
-export function createMetrics(circuits: () => Iterable<[string, CircuitState]>): Metrics {
+export function createMetrics(): Metrics {
+  let circuits: () => Iterable<readonly [string, CircuitState]> = () => [];
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
   const cancelRequests = new Counter({
@@ -99,6 +102,9 @@ export function createMetrics(circuits: () => Iterable<[string, CircuitState]>):
     upstreamDuration,
     configReloads,
     authFailures,
+    observeCircuits(source) {
+      circuits = source;
+    },
     render: () => registry.metrics(),
   };
 }

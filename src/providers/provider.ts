@@ -1,4 +1,4 @@
-import type { ProviderType } from '../config/schema';
+import type { Protocol } from '../core/protocols';
 import type { ProviderOutcome } from '../core/provider-outcome';
 import type { Logger } from '../observability/logger';
 import type { Clock } from '../resilience/clock';
@@ -28,9 +28,9 @@ export interface CallContext {
 /** Translates one cancel into one upstream protocol. */
 export interface Provider {
   readonly name: string;
-  readonly protocol: ProviderType;
+  readonly protocol: Protocol;
   /**
-   * True when the provider applies `rateLimitPerSecond` itself (Dyn: polls and re-logins count
+   * True when the provider applies its `rateLimit` itself (Dyn: polls and re-logins count
    * against the same account limit); the policy layer then does not apply it a second time.
    */
   readonly ownsRateLimit?: boolean;

@@ -1,7 +1,7 @@
-import type { ProviderConfig } from '../config/schema';
+import type { GatewayConfig, ProviderConfig } from '../config/schema';
 import { createDynRestProvider } from './dyn/rest';
 import { createDynSoapProvider } from './dyn/soap';
-import { WsdlError } from './dyn/wsdl';
+import { openDynSoapClient, WsdlError } from './dyn/wsdl';
 import { createMethodcallProvider } from './methodcall/provider';
 import type { Provider, ProviderDeps } from './provider';
 
@@ -29,4 +29,25 @@ export function createProvider(
       throw new Error(`unknown provider type ${JSON.stringify(unreachable)}`);
     }
   }
+}
+
+/**
+ * The checks a schema cannot make: files the config names must exist and be usable. Today that
+ * is each dyn-soap provider's WSDL, loaded exactly as the provider will load it at start.
+ */
+export async function checkProviderFiles(
+  config: GatewayConfig,
+  projectRoot: string,
+): Promise<string[]> {
+  const problems: string[] = [];
+  for (const [name, provider] of Object.entries(config.providers)) {
+    if (provider.type !== 'dyn-soap') continue;
+    try {
+      await openDynSoapClient(provider.wsdl, projectRoot);
+    } catch (err) {
+      if (!(err instanceof WsdlError)) throw err;
+      problems.push(`providers.${name}.wsdl: ${err.message}`);
+    }
+  }
+  return problems;
 }

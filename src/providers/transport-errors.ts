@@ -11,7 +11,7 @@ const NOT_SENT_CODES = new Set([
   'UND_ERR_CONNECT_TIMEOUT',
 ]);
 
-/** Errors where the connection died before any answer: the contract treats these as not applied. */
+/** Errors where the connection died before any answer: treated as not applied, so a retry is safe. */
 const RESET_CODES = new Set([
   'ECONNRESET',
   'EPIPE',

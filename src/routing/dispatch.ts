@@ -1,14 +1,14 @@
-import type { ProviderOutcome } from '../core/provider-outcome';
 import { allowsFallback } from '../core/outcome';
+import type { ProviderOutcome } from '../core/provider-outcome';
 import {
   fromProviderOutcome,
   gatewayFailure,
-  statusOf,
+  type Answer,
   type AttemptRecord,
-  type HttpAnswer,
 } from '../core/result';
 import type { Logger } from '../observability/logger';
-import { deadlineIn, type Deadline } from './deadline';
+import type { Clock } from '../resilience/clock';
+import { deadlineIn, type Deadline } from '../resilience/deadline';
 import type { ProviderRuntime, Runtime } from './runtime';
 
 /** One validated cancel, as dispatch sees it. */
@@ -18,62 +18,61 @@ export interface DispatchRequest {
   taskId: string;
 }
 
-/**
- * Runs one cancel through its route: the deadline covers every attempt and fallback; the next
- * provider is tried only after `unavailable` or `rate_limited` (contract §6).
- */
 export interface DispatchOptions {
   log: Logger;
+  clock: Clock;
   /** Told about every upstream attempt (metrics). */
   onAttempt?: (provider: ProviderRuntime, outcome: ProviderOutcome, durationMs: number) => void;
   /** An outer deadline (a batch's): the request ends at the earlier of it and the route's. */
   within?: Deadline;
 }
 
+/**
+ * Runs one cancel through its route: one deadline covers every attempt and fallback; the next
+ * provider is tried only after `unavailable` or `rate_limited`. Answers outcomes, never statuses.
+ */
 export async function dispatchCancel(
   runtime: Runtime,
   request: DispatchRequest,
   options: DispatchOptions,
-): Promise<HttpAnswer> {
+): Promise<Answer> {
   const { requestId, target, taskId } = request;
   const route = runtime.routes.get(target);
   if (route === undefined) {
-    const body = gatewayFailure(
-      requestId,
-      'unknown_target',
-      'UNKNOWN_TARGET',
-      `no route named "${target}"`,
-      {
-        target,
-        taskId,
-      },
-    );
-    return { status: statusOf('unknown_target'), body };
+    return {
+      body: gatewayFailure(
+        requestId,
+        'unknown_target',
+        'UNKNOWN_TARGET',
+        `no route named "${target}"`,
+        { target, taskId },
+      ),
+    };
   }
-  const primary = route.chain[0];
+  const [primary] = route.chain;
   if (primary === undefined) throw new Error(`route ${target} has an empty chain`);
   const problem = primary.provider.checkTaskId(taskId);
   if (problem !== undefined) {
-    const body = gatewayFailure(
-      requestId,
-      'invalid_request',
-      'TASK_ID_OUT_OF_RANGE',
-      `taskId ${problem}`,
-      {
-        target,
-        provider: primary.name,
-        protocol: primary.provider.protocol,
-        taskId,
-        details: [{ path: 'taskId', message: problem }],
-      },
-    );
-    return { status: statusOf('invalid_request'), body };
+    return {
+      body: gatewayFailure(
+        requestId,
+        'invalid_request',
+        'TASK_ID_OUT_OF_RANGE',
+        `taskId ${problem}`,
+        {
+          target,
+          provider: primary.name,
+          protocol: primary.provider.protocol,
+          taskId,
+          details: [{ path: 'taskId', message: problem }],
+        },
+      ),
+    };
   }
-
-  const deadline =
-    options.within === undefined
-      ? deadlineIn(route.timeoutMs)
-      : deadlineIn(Math.max(0, Math.min(route.timeoutMs, options.within.at - performance.now())));
+  const { clock, within } = options;
+  const budgetMs =
+    within === undefined ? route.timeoutMs : Math.min(route.timeoutMs, within.at - clock.now());
+  const deadline = deadlineIn(Math.max(0, budgetMs), clock);
   try {
     return await runChain(route.chain, primary, request, deadline, options);
   } finally {
@@ -88,7 +87,7 @@ async function runChain(
   request: DispatchRequest,
   deadline: Deadline,
   options: DispatchOptions,
-): Promise<HttpAnswer> {
+): Promise<Answer> {
   const { log } = options;
   const { requestId, target, taskId } = request;
   const attempts: AttemptRecord[] = [];
@@ -102,7 +101,7 @@ async function runChain(
     let providerLog: Logger | undefined;
     const ctxLog = (): Logger =>
       (providerLog ??= log.child({ requestId, target, provider: entry.name }));
-    last = await entry.policy.execute(
+    last = await entry.run(
       (signal) =>
         entry.provider.cancel(taskId, {
           signal,
@@ -111,16 +110,18 @@ async function runChain(
             return ctxLog();
           },
         }),
-      deadline,
-      (outcome, durationMs) => {
-        const record: AttemptRecord = {
-          provider: entry.name,
-          outcome: outcome.outcome,
-          durationMs: Math.round(durationMs),
-        };
-        if (outcome.error !== undefined) record.errorCode = outcome.error.code;
-        attempts.push(record);
-        options.onAttempt?.(entry, outcome, durationMs);
+      {
+        deadline,
+        onAttempt: (outcome, durationMs) => {
+          const record: AttemptRecord = {
+            provider: entry.name,
+            outcome: outcome.outcome,
+            durationMs: Math.round(durationMs),
+          };
+          if (outcome.error !== undefined) record.errorCode = outcome.error.code;
+          attempts.push(record);
+          options.onAttempt?.(entry, outcome, durationMs);
+        },
       },
     );
     if (!allowsFallback(last.outcome)) break;
@@ -137,7 +138,7 @@ async function runChain(
     last,
   );
   body.attempts = attempts;
-  const answer: HttpAnswer = { status: statusOf(last.outcome), body };
+  const answer: Answer = { body };
   if (last.outcome === 'timeout' && last.notSent !== true) answer.ambiguous = true;
   if (last.retryAfterSeconds !== undefined) answer.retryAfterSeconds = last.retryAfterSeconds;
   return answer;

@@ -151,7 +151,7 @@ export function createDynBackend(account: Partial<DynAccount> & SimulatorMemory 
     data: Record<string, unknown> | null = null,
   ): DynAnswer => ({ httpStatus, status, jobId: String(nextJobId++), msgs, data });
 
-  /** The 2011 capture: an expired or unknown token (reference §2.6). */
+  /** The 2011 capture: an expired or unknown token. */
   const expired = (): DynAnswer =>
     answer(400, 'failure', [
       msg('login: Bad or expired credentials', 'INVALID_DATA'),
@@ -163,7 +163,7 @@ export function createDynBackend(account: Partial<DynAccount> & SimulatorMemory 
     data: Record<string, unknown> | null = null,
   ) => answer(httpStatus, 'failure', [m], data);
 
-  /** Dyn allows one running job per session (reference §6.3). */
+  /** Dyn allows one running job per session. */
   const sessionBusy = (): DynAnswer =>
     failure(
       400,

@@ -130,7 +130,7 @@ const parser = new XMLParser({
 });
 
 /**
- * The envelope as node-soap sends it (reference §7.3): one prefixed body element with plain text
+ * The envelope as node-soap sends it: one prefixed body element with plain text
  * children, no whitespace, entities or attributes inside the Body.
  */
 const PLAIN_REQUEST =
@@ -189,7 +189,7 @@ export function parseRequest(
 }
 
 /**
- * A real SOAP 1.1 server faithful to Dyn's SOAP API (reference §7): it dispatches on the body
+ * A real SOAP 1.1 server faithful to Dyn's SOAP API: it dispatches on the body
  * element (the SOAPAction is the same for every operation), expects unqualified children under a
  * Dyn-namespaced wrapper, answers failures as `status: failure` when `fault_incompat` is 1 and as
  * HTTP 500 Faults with a `detail/ErrorResponse` otherwise, and serves jobs through `GetJob`

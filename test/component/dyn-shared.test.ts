@@ -269,7 +269,7 @@ it('gives the same result for the same answer over REST and SOAP', async () => {
   const skip = new Set(['slow', 'job-never-finishes', 'rate-limited']);
   let taskId = 700;
   for (const c of CASES.filter((k) => !skip.has(k.behaviour.kind))) {
-    // A fresh task id per case: the gateway remembers confirmed cancels (contract §9).
+    // A fresh task id per case: the gateway remembers confirmed cancels.
     taskId++;
     const viaRest = essence(await run('rest', c, taskId));
     const viaSoap = essence(await run('soap', c, taskId));

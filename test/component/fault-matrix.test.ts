@@ -11,7 +11,7 @@ import { closedPort } from '../helpers/net';
 import { expectUnifiedShape } from '../helpers/shape';
 
 /**
- * The fault matrix (README, "Reliability"): every hostile or broken upstream, for every provider
+ * The fault matrix (docs/testing.md): every hostile or broken upstream, for every provider
  * type, gives the expected unified outcome within the deadline, without an unhandled rejection,
  * and the gateway keeps serving. `undefined` cells do not apply to that protocol.
  */

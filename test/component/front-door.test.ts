@@ -243,7 +243,7 @@ describe('other endpoints', () => {
   });
 });
 
-describe('logs (contract §8)', () => {
+describe('logs', () => {
   it('writes one line per cancel with the contract fields, and the reason never goes upstream', async () => {
     const before = gateway.logs.cancels().length;
     await postJson(
@@ -277,5 +277,100 @@ describe('logs (contract §8)', () => {
     const lines = gateway.logs.cancels().slice(before);
     expect(lines).toHaveLength(1);
     expect(lines[0]).toMatchObject({ outcome: 'invalid_request', status: 400 });
+  });
+});
+
+describe('one front door: every endpoint is an Express route', () => {
+  let fronted: TestGateway;
+  const seen: string[] = [];
+
+  beforeAll(async () => {
+    fronted = await startTestGateway(
+      {
+        providers: { wh: { type: 'methodcall', url: sim.taskUrl } },
+        routes: { warehouse: { provider: 'wh' } },
+      },
+      {},
+      undefined,
+      {
+        middleware: [
+          (req, res, next) => {
+            seen.push(`${req.method} ${req.path}`);
+            res.setHeader('X-Seen-By', 'test-middleware');
+            if (req.headers['x-block'] === 'yes') {
+              res.status(429).json({ blocked: true });
+              return;
+            }
+            next();
+          },
+        ],
+      },
+    );
+  });
+
+  afterAll(async () => {
+    await fronted.close();
+  });
+
+  it.each([
+    ['POST', '/cancel', { target: 'warehouse', taskId: '21' }, 200],
+    ['POST', '/cancel/batch', { items: [{ target: 'warehouse', taskId: '22' }] }, 200],
+    ['GET', '/healthz', undefined, 200],
+    ['GET', '/readyz', undefined, 200],
+    ['GET', '/metrics', undefined, 200],
+    ['GET', '/routes', undefined, 200],
+    ['GET', '/openapi.json', undefined, 200],
+    ['GET', '/cancel', undefined, 405],
+    ['GET', '/no-such-endpoint', undefined, 404],
+  ])('runs app middleware for %s %s', async (method, path, body, status) => {
+    const res = await fetch(`${fronted.url}${path}`, {
+      method,
+      headers: body === undefined ? {} : { 'content-type': 'application/json' },
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+    });
+    await res.text();
+    expect(res.status).toBe(status);
+    expect(res.headers.get('x-seen-by')).toBe('test-middleware');
+    expect(seen).toContain(`${method} ${path}`);
+  });
+
+  it('lets a middleware answer a cancel before its body is read: nothing goes upstream', async () => {
+    const res = await postJson(
+      `${fronted.url}/cancel`,
+      { target: 'warehouse', taskId: '23' },
+      { 'x-block': 'yes' },
+    );
+    expect(res.status).toBe(429);
+    expect(res.body).toEqual({ blocked: true });
+    expect(sim.calls).toHaveLength(0);
+  });
+
+  it.each(['/cancel/', '/cancel?source=test', '/Cancel', '/CANCEL/?x=1'])(
+    'routes %s as Express 5 does: to the cancel endpoint',
+    async (path) => {
+      const res = await postJson(`${fronted.url}${path}`, { target: 'warehouse', taskId: '24' });
+      expect(res.status).toBe(200);
+      expectUnifiedShape(res.body, res.status);
+      expect(res.body).toMatchObject({ outcome: 'canceled', taskId: '24' });
+      expect(fronted.logs.cancels().at(-1)).toMatchObject({ taskId: '24', status: 200 });
+    },
+  );
+
+  it.each(['/cancel/batch/', '/Cancel/Batch?x=1'])(
+    'routes %s as Express 5 does: to the batch endpoint',
+    async (path) => {
+      const res = await postJson(`${fronted.url}${path}`, {
+        items: [{ target: 'warehouse', taskId: '25' }],
+      });
+      expect(res.status).toBe(200);
+      expect(res.body.summary).toEqual({ canceled: 1 });
+    },
+  );
+
+  it('does not route a path that only starts like /cancel', async () => {
+    const res = await postJson(`${fronted.url}/cancelx`, { target: 'warehouse', taskId: '26' });
+    expect(res.status).toBe(404);
+    expect(res.body.error.code).toBe('NOT_FOUND');
+    expect(sim.calls).toHaveLength(0);
   });
 });

@@ -1,12 +1,13 @@
 import request from 'supertest';
-import { createApp, type GatewayState } from '../../src/app';
+import { createApp, type HttpContext } from '../../src/app';
 import type { Logger } from '../../src/observability/logger';
 import { createMetrics } from '../../src/observability/metrics';
-import { createCancelMemory } from '../../src/state/cancel-memory';
-import { createMemoryStore } from '../../src/state/store';
+import { createCancelMemory } from '../../src/state/replay';
+import { createMemoryStore } from '../../src/state/memory-store';
 import { compileAuth } from '../../src/http/auth';
 import { parseConfig } from '../../src/config/load';
-import { createPolicy } from '../../src/routing/policy';
+import { systemClock } from '../../src/resilience/clock';
+import { composePolicies } from '../../src/resilience/policy';
 import type { ProviderRuntime, Runtime } from '../../src/routing/runtime';
 import { captureLogger } from '../helpers/gateway';
 import { expectUnifiedShape } from '../helpers/shape';
@@ -23,7 +24,8 @@ function buggyRuntime(): Runtime {
   const entry: ProviderRuntime = {
     name: 'wh',
     config: cfg,
-    policy: createPolicy(cfg, { ownsRateLimit: false }),
+    run: composePolicies([], systemClock),
+    circuitState: () => 'closed',
     provider: {
       name: 'wh',
       protocol: 'methodcall',
@@ -36,22 +38,22 @@ function buggyRuntime(): Runtime {
     loaded: loaded.value,
     providers: new Map([['wh', entry]]),
     routes: new Map([['warehouse', { target: 'warehouse', chain: [entry], timeoutMs: 1000 }]]),
-    auth: compileAuth(undefined),
     acquire: () => () => undefined,
     close: () => Promise.resolve(),
   };
 }
 
-function stateOf(runtime: Runtime, draining: boolean, logger: Logger): GatewayState {
+function contextOf(runtime: Runtime, draining: boolean, logger: Logger): HttpContext {
   const store = createMemoryStore(100);
   return {
-    runtime: () => runtime,
+    active: () => ({ runtime, auth: compileAuth(undefined) }),
     isDraining: () => draining,
     logger,
-    metrics: createMetrics(() => []),
+    metrics: createMetrics(),
+    clock: systemClock,
     lastReloadError: () => undefined,
     store,
-    memory: createCancelMemory(store, 60),
+    replay: createCancelMemory(store, 60),
   };
 }
 
@@ -59,7 +61,7 @@ describe('internal_error', () => {
   it('turns a thrown bug into 500 in the unified shape and logs its stack', async () => {
     const { logger, logs } = captureLogger();
     const runtime = buggyRuntime();
-    const app = createApp(stateOf(runtime, false, logger));
+    const app = createApp(contextOf(runtime, false, logger), { version: 'test' });
     const res = await request(app).post('/cancel').send({ target: 'warehouse', taskId: '1' });
     expect(res.status).toBe(500);
     expect(res.headers['content-type']).toMatch(/^application\/json/);
@@ -78,7 +80,7 @@ describe('internal_error', () => {
   it('answers 503 DRAINING while shutting down, calling nothing', async () => {
     const { logger } = captureLogger();
     const runtime = buggyRuntime();
-    const app = createApp(stateOf(runtime, true, logger));
+    const app = createApp(contextOf(runtime, true, logger), { version: 'test' });
     const res = await request(app).post('/cancel').send({ target: 'warehouse', taskId: '1' });
     expect(res.status).toBe(503);
     expect(res.headers['retry-after']).toBe('1');

@@ -272,7 +272,7 @@ describe('timeout', () => {
   });
 });
 
-describe('fallback (contract §6)', () => {
+describe('fallback', () => {
   it('tries the next provider after unavailable and lists both attempts', async () => {
     const res = await cancel('warehouse-failover', '70');
     expect(res.status).toBe(200);

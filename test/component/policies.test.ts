@@ -1,9 +1,9 @@
-import { setTimeout as sleep } from 'node:timers/promises';
 import {
   startMethodcallSimulator,
   type MethodcallSimulator,
 } from '../../src/simulators/methodcall';
 import { postJson, startTestGateway, type TestGateway } from '../helpers/gateway';
+import { createFakeClock, type FakeClock } from '../helpers/fake-clock';
 import { closedPort } from '../helpers/net';
 import { expectUnifiedShape } from '../helpers/shape';
 
@@ -21,15 +21,24 @@ afterEach(async () => {
 });
 
 /** A gateway with one methodcall provider `wh` (options as given) and routes to it. */
-async function start(options: Record<string, unknown>, url = sim.taskUrl): Promise<TestGateway> {
-  gateway = await startTestGateway({
-    server: { requestTimeoutMs: 5000 },
-    providers: { wh: { type: 'methodcall', url, ...options } },
-    routes: {
-      warehouse: { provider: 'wh' },
-      'warehouse-short': { provider: 'wh', timeoutMs: 300 },
+async function start(
+  options: Record<string, unknown>,
+  url = sim.taskUrl,
+  clock?: FakeClock,
+): Promise<TestGateway> {
+  gateway = await startTestGateway(
+    {
+      server: { requestTimeoutMs: 5000 },
+      providers: { wh: { type: 'methodcall', url, ...options } },
+      routes: {
+        warehouse: { provider: 'wh' },
+        'warehouse-short': { provider: 'wh', timeoutMs: 300 },
+      },
     },
-  });
+    {},
+    undefined,
+    clock === undefined ? {} : { clock },
+  );
   return gateway;
 }
 
@@ -201,12 +210,15 @@ describe('circuit breaker', () => {
   });
 
   it('goes half-open after resetAfterMs, and one good probe closes it', async () => {
-    await start(breaker);
+    const clock = createFakeClock();
+    await start(breaker, sim.taskUrl, clock);
     for (const id of [1, 2, 3]) sim.setBehaviour(id, { kind: 'http500' });
     for (const id of [1, 2, 3]) await cancel(id);
     expect((await cancel(4)).body.error.code).toBe('CIRCUIT_OPEN');
-    // The breaker's clock is the only event here: wait out resetAfterMs.
-    await sleep(150);
+    // The breaker runs on the gateway's clock: move it past resetAfterMs.
+    await clock.advance(99);
+    expect((await cancel(5)).body.error.code).toBe('CIRCUIT_OPEN');
+    await clock.advance(1);
     const probe = await cancel(5);
     expect(probe.status).toBe(200);
     expect(await metricsText()).toMatch(/^gateway_circuit_state\{provider="wh"\} 0$/m);
@@ -215,10 +227,11 @@ describe('circuit breaker', () => {
   });
 
   it('opens again when the half-open probe fails', async () => {
-    await start(breaker);
+    const clock = createFakeClock();
+    await start(breaker, sim.taskUrl, clock);
     for (const id of [1, 2, 3, 5]) sim.setBehaviour(id, { kind: 'http500' });
     for (const id of [1, 2, 3]) await cancel(id);
-    await sleep(150);
+    await clock.advance(100);
     expect((await cancel(5)).body.error.code).toBe('UPSTREAM_UNAVAILABLE');
     expect((await cancel(6)).body.error.code).toBe('CIRCUIT_OPEN');
     expect(sim.calls).toHaveLength(4);

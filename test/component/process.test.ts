@@ -123,7 +123,7 @@ describe('start-up', () => {
   });
 });
 
-describe('drain on SIGTERM (contract §2)', () => {
+describe('drain on SIGTERM', () => {
   it('finishes the in-flight request, refuses new connections, exits 0', async () => {
     const file = writeConfig(baseConfig());
     const gw = await spawnGateway(file);

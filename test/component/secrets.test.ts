@@ -7,7 +7,7 @@ import {
 import { startTestGateway, type TestGateway } from '../helpers/gateway';
 
 /**
- * Contract §8: passwords, tokens, API keys and Authorization never appear in any log line (at
+ * Passwords, tokens, API keys and Authorization never appear in any log line (at
  * any level: the capture logs at debug) nor in any response, across a full scenario set.
  */
 const DYN_PASSWORD = 'Dyn-Pa55word-Zq81xX';

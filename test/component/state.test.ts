@@ -4,6 +4,7 @@ import {
   type MethodcallSimulator,
 } from '../../src/simulators/methodcall';
 import { spawnGateway } from '../helpers/child';
+import { createFakeClock, type FakeClock } from '../helpers/fake-clock';
 import { postJson, startTestGateway, writeConfig, type TestGateway } from '../helpers/gateway';
 import { startRedis, type RedisServer } from '../helpers/redis';
 import { expectUnifiedShape } from '../helpers/shape';
@@ -20,12 +21,23 @@ afterEach(async () => {
   await sim.close();
 });
 
-async function gatewayWith(state: Record<string, unknown> = {}): Promise<TestGateway> {
-  const gw = await startTestGateway({
-    providers: { wh: { type: 'methodcall', url: sim.taskUrl, retry: { attempts: 1 } } },
-    routes: { warehouse: { provider: 'wh' }, 'warehouse-fast': { provider: 'wh', timeoutMs: 200 } },
-    state,
-  });
+async function gatewayWith(
+  state: Record<string, unknown> = {},
+  clock?: FakeClock,
+): Promise<TestGateway> {
+  const gw = await startTestGateway(
+    {
+      providers: { wh: { type: 'methodcall', url: sim.taskUrl, retry: { attempts: 1 } } },
+      routes: {
+        warehouse: { provider: 'wh' },
+        'warehouse-fast': { provider: 'wh', timeoutMs: 200 },
+      },
+      state,
+    },
+    {},
+    undefined,
+    clock === undefined ? {} : { clock },
+  );
   gateways.push(gw);
   return gw;
 }
@@ -97,10 +109,13 @@ describe('per process (memory store)', () => {
   });
 
   it('forgets after state.rememberSeconds', async () => {
-    const gw = await gatewayWith({ rememberSeconds: 1 });
+    const clock = createFakeClock();
+    const gw = await gatewayWith({ rememberSeconds: 1 }, clock);
     await cancel(gw, 5);
-    // The TTL is the event: wait it out.
-    await new Promise((resolve) => setTimeout(resolve, 1_100));
+    await clock.advance(999);
+    expect((await cancel(gw, 5)).body.replayed).toBe(true);
+    expect(sim.calls).toHaveLength(1);
+    await clock.advance(1);
     expect((await cancel(gw, 5)).status).toBe(404); // asked again: the upstream forgot the task
     expect(sim.calls).toHaveLength(2);
   });

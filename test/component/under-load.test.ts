@@ -9,8 +9,8 @@ import { spawnGateway, type ChildGateway } from '../helpers/child';
 import { writeConfig } from '../helpers/gateway';
 
 /**
- * Reload and drain while a steady load runs, in child processes (contract §3: "No request fails
- * because of a reload"; §1 drain). Each request uses a new connection, so "refused" (the
+ * Reload and drain while a steady load runs, in child processes ("no request fails because of
+ * a reload"; drain). Each request uses a new connection, so "refused" (the
  * listener is closed) and "accepted but not answered" cannot be confused.
  */
 let sim: MethodcallSimulator;

@@ -5,7 +5,7 @@ import { Writable } from 'node:stream';
 import type pino from 'pino';
 import { stringify } from 'yaml';
 import { createLogger, type Logger } from '../../src/observability/logger';
-import { startGateway, type RunningGateway } from '../../src/server';
+import { startGateway, type RunningGateway, type StartOptions } from '../../src/gateway';
 
 /** Log lines captured from a gateway under test, parsed. */
 export class LogCapture {
@@ -87,6 +87,7 @@ export async function startTestGateway(
   config: Record<string, unknown>,
   env: NodeJS.ProcessEnv = {},
   existingFile?: string,
+  options: Pick<StartOptions, 'clock' | 'middleware'> = {},
 ): Promise<TestGateway> {
   const withServer = {
     ...config,
@@ -98,7 +99,7 @@ export async function startTestGateway(
   };
   const configFile = existingFile ?? writeConfig(withServer);
   const { logger, logs } = captureLogger();
-  const gw = await startGateway({ configFile, env, logger });
+  const gw = await startGateway({ configFile, env, logger, ...options });
   return { gw, url: gw.url, logs, configFile, close: () => gw.shutdown('test over') };
 }
 

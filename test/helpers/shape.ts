@@ -1,6 +1,6 @@
 import { OUTCOME_HTTP_STATUS } from '../../src/core/outcome';
 
-/** Asserts the unified result shape of contract §4 on any gateway answer. */
+/** Asserts the unified result shape on any gateway answer. */
 export function expectUnifiedShape(body: Record<string, unknown>, status: number): void {
   expect(typeof body.ok).toBe('boolean');
   expect(Object.keys(OUTCOME_HTTP_STATUS)).toContain(body.outcome);

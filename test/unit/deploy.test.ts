@@ -1,10 +1,10 @@
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parse, parseAllDocuments } from 'yaml';
-import { checkConfigFiles } from '../../src/config/check-files';
+import { checkProviderFiles } from '../../src/providers/registry';
 import { parseConfig } from '../../src/config/load';
 import { createMetrics } from '../../src/observability/metrics';
-import { PROJECT_ROOT } from '../../src/server';
+import { PROJECT_ROOT } from '../../src/gateway';
 import { startTestGateway } from '../helpers/gateway';
 
 /**
@@ -88,7 +88,7 @@ describe('docker-compose.yml', () => {
     expect(existsSync(configFile)).toBe(true);
     const loaded = parseConfig(readFileSync(configFile, 'utf8'), configFile, gateway.environment);
     if (!loaded.ok) throw new Error(loaded.problems.join('\n'));
-    expect(await checkConfigFiles(loaded.value.config, PROJECT_ROOT)).toEqual([]);
+    expect(await checkProviderFiles(loaded.value.config, PROJECT_ROOT)).toEqual([]);
     // One published port, the one the gateway listens on.
     expect(gateway.ports).toEqual([`8080:${loaded.value.config.server.port}`]);
     expect(loaded.value.config.server.host).toBe('0.0.0.0');
@@ -183,7 +183,7 @@ describe('Kubernetes manifests', () => {
       (m) => m[1],
     );
     for (const name of wanted) expect(Object.keys(secret.stringData)).toContain(name);
-    expect(await checkConfigFiles(config, PROJECT_ROOT)).toEqual([]);
+    expect(await checkProviderFiles(config, PROJECT_ROOT)).toEqual([]);
   });
 
   it('exposes the port the config listens on, through the Service', () => {
@@ -236,7 +236,7 @@ describe('Kubernetes manifests', () => {
 describe('alert rules and dashboard', () => {
   const known = new Set<string>();
   beforeAll(async () => {
-    const metrics = createMetrics(() => []);
+    const metrics = createMetrics();
     const all = (await metrics.registry.getMetricsAsJSON()) as unknown as {
       name: string;
       type: string;

@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import path from 'node:path';
-import { createLogger, logLine, REDACTED, scrubSecrets } from '../../src/observability/logger';
+import { createLogger, REDACTED } from '../../src/observability/logger';
 
 function capture(): {
   lines: () => Record<string, unknown>[];
@@ -15,136 +15,146 @@ function capture(): {
   };
 }
 
-describe('log redaction (contract §8)', () => {
-  const SECRET = 'hunter2-secret-value';
+const SECRET = 'hunter2-secret-value';
+const SECRET_KEYS = ['password', 'token', 'authorization', 'apiKey', 'key', 'sha256'];
+const SECRET_HEADERS = [
+  'authorization',
+  'Authorization',
+  'x-api-key',
+  'X-Api-Key',
+  'X-API-Key',
+  'auth-token',
+  'Auth-Token',
+];
+/** Every secret key, holding SECRET, next to a field that must survive. */
+const secretFields = (): Record<string, unknown> => ({
+  ...Object.fromEntries(SECRET_KEYS.map((k) => [k, SECRET])),
+  kept: 'visible',
+});
+const censoredFields = {
+  ...Object.fromEntries(SECRET_KEYS.map((k) => [k, REDACTED])),
+  kept: 'visible',
+};
+const secretHeaders = (): Record<string, string> => ({
+  ...Object.fromEntries(SECRET_HEADERS.map((h) => [h, `Bearer ${SECRET}`])),
+  'content-type': 'application/json',
+});
+const censoredHeaders = {
+  ...Object.fromEntries(SECRET_HEADERS.map((h) => [h, REDACTED])),
+  'content-type': 'application/json',
+};
 
-  it('censors secret fields at the top level and one level down', () => {
+describe('the log line', () => {
+  it('carries the level name, an ISO time, the service and the message', () => {
     const out = capture();
-    const log = createLogger({ destination: out });
-    log.info(
+    createLogger({ destination: out }).warn({ requestId: 'r1' }, 'cancel');
+    expect(out.lines()).toEqual([
       {
-        password: SECRET,
-        token: SECRET,
-        apiKey: SECRET,
-        key: SECRET,
-        sha256: SECRET,
-        authorization: SECRET,
-        login: { password: SECRET, user: 'demo' },
-        upstream: { token: SECRET, status: 200 },
+        level: 'warn',
+        time: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/) as unknown,
+        service: 'cancel-gateway',
+        requestId: 'r1',
+        msg: 'cancel',
       },
-      'first',
-    );
-    expect(out.text()).not.toContain(SECRET);
-    const [line] = out.lines();
-    expect(line).toMatchObject({
-      password: REDACTED,
-      token: REDACTED,
-      apiKey: REDACTED,
-      key: REDACTED,
-      sha256: REDACTED,
-      authorization: REDACTED,
-      login: { password: REDACTED, user: 'demo' },
-      upstream: { token: REDACTED, status: 200 },
-      msg: 'first',
-    });
+    ]);
   });
 
-  it('censors credential headers, whatever their case, at both levels', () => {
+  it('writes nothing below its level', () => {
     const out = capture();
-    const log = createLogger({ destination: out });
-    log.warn({
-      headers: { Authorization: `Bearer ${SECRET}`, 'content-type': 'application/json' },
-      req: { headers: { 'x-api-key': SECRET, 'Auth-Token': SECRET, accept: '*/*' } },
+    const log = createLogger({ destination: out, level: 'warn' });
+    log.info({ requestId: 'r' }, 'cancel');
+    expect(out.text()).toBe('');
+  });
+});
+
+describe('log redaction', () => {
+  it('censors every secret field at the top level', () => {
+    const out = capture();
+    createLogger({ destination: out }).info(secretFields(), 'top');
+    expect(out.text()).not.toContain(SECRET);
+    expect(out.lines()[0]).toMatchObject({ ...censoredFields, msg: 'top' });
+  });
+
+  it('censors every secret field one level down', () => {
+    const out = capture();
+    createLogger({ destination: out }).info({ login: secretFields(), status: 200 }, 'nested');
+    expect(out.text()).not.toContain(SECRET);
+    expect(out.lines()[0]).toMatchObject({ login: censoredFields, status: 200 });
+  });
+
+  it('censors credential headers, in each casing, at the top level and one level down', () => {
+    const out = capture();
+    createLogger({ destination: out }).warn({
+      headers: secretHeaders(),
+      req: { headers: secretHeaders(), method: 'POST' },
     });
     expect(out.text()).not.toContain(SECRET);
     expect(out.lines()[0]).toMatchObject({
-      headers: { Authorization: REDACTED, 'content-type': 'application/json' },
-      req: { headers: { 'x-api-key': REDACTED, 'Auth-Token': REDACTED, accept: '*/*' } },
+      headers: censoredHeaders,
+      req: { headers: censoredHeaders, method: 'POST' },
     });
   });
 
-  it("censors a child logger's bindings", () => {
+  it("censors a child logger's bindings, and a grandchild's", () => {
     const out = capture();
-    const log = createLogger({ destination: out }).child({ provider: 'dns', token: SECRET });
-    log.info('from a child');
+    const child = createLogger({ destination: out }).child({
+      provider: 'dns',
+      ...secretFields(),
+      upstream: secretFields(),
+      headers: secretHeaders(),
+    });
+    child.child({ session: { token: SECRET, user: 'u' } }).info('from a grandchild');
     expect(out.text()).not.toContain(SECRET);
-    expect(out.lines()[0]).toMatchObject({ provider: 'dns', token: REDACTED });
+    expect(out.lines()[0]).toMatchObject({
+      provider: 'dns',
+      ...censoredFields,
+      upstream: censoredFields,
+      headers: censoredHeaders,
+      session: { token: REDACTED, user: 'u' },
+      msg: 'from a grandchild',
+    });
   });
 
   it('keeps an error’s message and stack when a field inside it is censored', () => {
     const out = capture();
-    const log = createLogger({ destination: out });
     const err = Object.assign(new Error('login refused'), { password: SECRET });
-    log.error({ err }, 'failed');
+    createLogger({ destination: out }).error({ err }, 'failed');
     expect(out.text()).not.toContain(SECRET);
     const [line] = out.lines();
     expect(line?.err).toMatchObject({ message: 'login refused', password: REDACTED });
     expect(String((line?.err as { stack?: unknown }).stack)).toContain('login refused');
   });
 
-  it('never modifies the caller’s object, and returns it unchanged when there is no secret', () => {
-    const fields = { requestId: 'r1', attempts: [{ provider: 'wh' }], nested: { a: 1 } };
-    expect(scrubSecrets(fields)).toBe(fields);
-    const withSecret = { nested: { password: SECRET } };
-    const scrubbed = scrubSecrets(withSecret);
-    expect(scrubbed).toEqual({ nested: { password: REDACTED } });
-    expect(withSecret.nested.password).toBe(SECRET);
+  it('leaves the caller’s object as it was, and lines without secrets untouched', () => {
+    const out = capture();
+    const log = createLogger({ destination: out });
+    const fields = { requestId: 'r1', nested: { password: SECRET, a: 1 }, errorCode: undefined };
+    log.info(fields, 'first');
+    expect(fields).toStrictEqual({
+      requestId: 'r1',
+      nested: { password: SECRET, a: 1 },
+      errorCode: undefined,
+    });
+    log.info({ requestId: 'r2', attempts: [{ provider: 'wh', outcome: 'canceled' }] }, 'cancel');
+    expect(out.text()).not.toContain(SECRET);
+    expect(out.lines()[1]).toMatchObject({
+      requestId: 'r2',
+      attempts: [{ provider: 'wh', outcome: 'canceled' }],
+    });
+    expect(out.text().split('\n')[1]).not.toContain(REDACTED);
   });
 });
 
-describe('logLine (the per-cancel line)', () => {
-  const withoutTime = (line: string): string => line.replace(/"time":"[^"]+"/, '"time":"T"');
-  const fields = {
-    requestId: 'req-1',
-    caller: 'orders',
-    target: 'dns',
-    provider: 'dns-rest',
-    taskId: '123',
-    outcome: 'canceled',
-    status: 200,
-    durationMs: 4,
-    attempts: [{ provider: 'dns-rest', outcome: 'canceled', durationMs: 4 }],
-    errorCode: undefined,
-    reason: 'quote "needs" escaping \\ and \u2028 and é',
-    ratio: Number.NaN,
-  };
-
-  it.each(['info', 'warn'] as const)('writes exactly what pino writes (%s)', (level) => {
-    const viaPino = capture();
-    createLogger({ destination: viaPino })[level](fields, 'cancel');
-    const viaLine = capture();
-    logLine(createLogger({ destination: viaLine }), level, fields, 'cancel');
-    expect(viaLine.text()).toMatch(/"time":"\d{4}-\d\d-\d\dT[\d:.]+Z"/);
-    expect(withoutTime(viaLine.text())).toBe(withoutTime(viaPino.text()));
-  });
-
-  it('writes nothing below the logger level, and censors secrets', () => {
-    const out = capture();
-    const log = createLogger({ destination: out, level: 'warn' });
-    logLine(log, 'info', { requestId: 'r' }, 'cancel');
-    expect(out.text()).toBe('');
-    logLine(log, 'warn', { requestId: 'r', token: 'hunter2' }, 'cancel');
-    expect(out.lines()).toEqual([
-      expect.objectContaining({ level: 'warn', requestId: 'r', token: REDACTED, msg: 'cancel' }),
-    ]);
-  });
-
-  it('goes through pino for a logger it did not make (a child)', () => {
-    const out = capture();
-    const child = createLogger({ destination: out }).child({ component: 'x' });
-    logLine(child, 'info', { requestId: 'r' }, 'cancel');
-    expect(out.lines()[0]).toMatchObject({ component: 'x', requestId: 'r', msg: 'cancel' });
-  });
-});
+const LOGGER_MODULE = JSON.stringify(path.resolve(__dirname, '../../src/observability/logger'));
 
 describe('the stdout destination', () => {
-  // A burst of lines written while earlier writes are still out (they queue in sonic-boom's
-  // buffer mode), with multi-byte text, read back from a real pipe after the logger's flush.
+  // A burst of lines written while earlier writes are still out (they queue in sonic-boom),
+  // with multi-byte text, read back from a real pipe after the logger's flush.
   it('delivers every line of a burst whole, in order, byte for byte', async () => {
     const LINES = 3000;
     const note = 'café ✓ 日本語 😀';
     const script = [
-      `const { createLogger } = require(${JSON.stringify(path.resolve(__dirname, '../../src/observability/logger'))});`,
+      `const { createLogger } = require(${LOGGER_MODULE});`,
       `const log = createLogger();`,
       `for (let i = 0; i < ${LINES}; i++) log.info({ i, note: ${JSON.stringify(note)} + i }, 'burst');`,
       `log.flush(() => process.exit(0));`,
@@ -165,5 +175,35 @@ describe('the stdout destination', () => {
     lines.forEach((line, i) => {
       expect(JSON.parse(line)).toMatchObject({ i, note: note + String(i), msg: 'burst' });
     });
+  });
+
+  // The reader of stdout goes away (a log shipper that died): the lines after it must be dropped
+  // and the flush must still call back, so that shutdown finishes instead of spinning on EPIPE.
+  it('lets the process log, flush and exit after the reader of its pipe is gone', async () => {
+    const script = [
+      `const { createLogger } = require(${LOGGER_MODULE});`,
+      `const log = createLogger();`,
+      `log.info('before');`,
+      `process.stdin.once('data', () => {`,
+      `  for (let i = 0; i < 5000; i++) log.info({ i, pad: 'x'.repeat(200) }, 'after');`,
+      `  log.flush(() => { log.info('after the flush'); log.flush(() => process.exit(0)); });`,
+      `});`,
+    ].join('\n');
+    const child = spawn(process.execPath, ['--import', 'tsx', '-e', script], {
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+    const closed = new Promise<number | null>((resolve) => child.on('close', resolve));
+    const first = await new Promise<string>((resolve) => {
+      child.stdout.once('data', (c: Buffer) => {
+        resolve(c.toString());
+      });
+    });
+    child.stdout.destroy();
+    child.stdin.end('go\n');
+    expect(await closed).toBe(0);
+    expect(JSON.parse(first)).toMatchObject({ msg: 'before' });
+    expect(stderr).toBe('');
   });
 });

@@ -1,13 +1,16 @@
 import { failed, type ProviderOutcome } from '../../core/provider-outcome';
-import { delay, scopedTimeout } from '../../routing/deadline';
+import { sleep, type Clock } from '../../resilience/clock';
+import { scopedTimeout } from '../../resilience/deadline';
 import type { CallContext } from '../provider';
 import type { DynClassification } from './mapping';
 import type { DynRestProviderConfig, DynSoapProviderConfig } from '../../config/schema';
 import {
   createRateLimiter,
   createTokenBucket,
+  defaultCapacity,
+  rateLimited,
   type RateLimiter,
-} from '../../resilience/token-bucket';
+} from '../../resilience/rate-limit';
 import type { Provider, ProviderDeps } from '../provider';
 import {
   createSessionPool,
@@ -16,16 +19,8 @@ import {
   type SessionTransport,
 } from './session';
 
-/** Defaults of both Dyn provider types, with the reason for each in the README. */
-export const DYN_DEFAULTS = {
-  maxSessions: 4,
-  loginBackoffMs: 60_000,
-  loginTimeoutMs: 10_000,
-  rateLimitPerSecond: 5,
-  jobPollIntervalMs: 1_000,
-  jobTimeoutMs: 10_000,
-  maxResponseBytes: 256 * 1024,
-} as const;
+/** One login may take this long; it is not tied to any one request's deadline. */
+const LOGIN_TIMEOUT_MS = 10_000;
 
 const DYN_TASK_ID = /^[1-9][0-9]{0,19}$/;
 
@@ -34,7 +29,10 @@ export function dynTaskIdProblem(taskId: string): string | undefined {
   return DYN_TASK_ID.test(taskId) ? undefined : 'must be a positive integer of at most 20 digits';
 }
 
-/** `Retry-After` in seconds, from delta-seconds or an HTTP date. */
+/**
+ * `Retry-After` in seconds, from delta-seconds or an HTTP date. An HTTP date is wall time, so it
+ * is read against `Date.now()`: the injected clock's scale is monotonic and means nothing next to it.
+ */
 export function parseRetryAfter(header: string | undefined, now = Date.now()): number | undefined {
   if (header === undefined) return undefined;
   if (/^\s*\d+\s*$/.test(header)) return Number(header);
@@ -54,6 +52,8 @@ export interface DynFlowOptions {
   exchange: DynExchange;
   jobPollIntervalMs: number;
   jobTimeoutMs: number;
+  /** Time for the 429 back-off and job polling. */
+  clock: Clock;
 }
 
 /**
@@ -64,7 +64,7 @@ export interface DynFlowOptions {
 export function createDynCanceller(
   options: DynFlowOptions,
 ): (taskId: string, ctx: CallContext) => Promise<ProviderOutcome> {
-  const { sessions, bucket, exchange } = options;
+  const { sessions, bucket, exchange, clock } = options;
   let backoffUntil = 0;
 
   async function pollJob(
@@ -72,12 +72,12 @@ export function createDynCanceller(
     lease: SessionLease,
     ctx: CallContext,
   ): Promise<ProviderOutcome> {
-    const scope = scopedTimeout(ctx.signal, options.jobTimeoutMs);
+    const scope = scopedTimeout(ctx.signal, options.jobTimeoutMs, clock);
     const pollCtx: CallContext = { ...ctx, signal: scope.signal };
     try {
       const signal: AbortSignal = scope.signal;
       while (!signal.aborted) {
-        await delay(options.jobPollIntervalMs, signal);
+        await sleep(clock, options.jobPollIntervalMs, signal);
         if (isAborted(signal) || !(await bucket.take(signal))) break;
         const result = await exchange.poll(jobId, lease.token, pollCtx);
         if (result.kind === 'incomplete') continue;
@@ -102,7 +102,7 @@ export function createDynCanceller(
   }
 
   return async function cancel(taskId, ctx) {
-    const now = Date.now();
+    const now = clock.now();
     if (backoffUntil > now) {
       return failed(
         'rate_limited',
@@ -115,17 +115,7 @@ export function createDynCanceller(
       );
     }
     const waitMs = await bucket.tryTake();
-    if (waitMs > 0) {
-      return failed(
-        'rate_limited',
-        'RATE_LIMITED',
-        "the provider's rate limit (rateLimitPerSecond) holds",
-        {
-          retryAfterSeconds: Math.max(1, Math.ceil(waitMs / 1000)),
-          notSent: true,
-        },
-      );
-    }
+    if (waitMs > 0) return rateLimited(waitMs);
     for (let attempt = 1; ; attempt++) {
       const acquired = await sessions.acquire(ctx.signal);
       if (!acquired.ok) return acquired.outcome;
@@ -158,7 +148,7 @@ export function createDynCanceller(
       if (outcome.outcome === 'timeout') lease.invalidate(true);
       else lease.release();
       if (outcome.outcome === 'rate_limited' && outcome.retryAfterSeconds !== undefined) {
-        backoffUntil = Date.now() + outcome.retryAfterSeconds * 1000;
+        backoffUntil = clock.now() + outcome.retryAfterSeconds * 1000;
       }
       return outcome;
     }
@@ -194,27 +184,28 @@ export function assembleDynProvider(
   },
 ): Provider {
   const sessions = createSessionPool(parts.sessions, {
-    maxSessions: cfg.maxSessions ?? DYN_DEFAULTS.maxSessions,
-    loginBackoffMs: cfg.loginBackoffMs ?? DYN_DEFAULTS.loginBackoffMs,
-    loginTimeoutMs: DYN_DEFAULTS.loginTimeoutMs,
+    maxSessions: cfg.maxSessions,
+    loginBackoffMs: cfg.loginBackoffMs,
+    loginTimeoutMs: LOGIN_TIMEOUT_MS,
+    clock: deps.clock,
   });
-  const perSecond =
-    cfg.rateLimit?.perSecond ?? cfg.rateLimitPerSecond ?? DYN_DEFAULTS.rateLimitPerSecond;
-  const capacity = Math.max(1, Math.ceil(perSecond));
+  const { perSecond, scope } = cfg.rateLimit;
+  const capacity = defaultCapacity(perSecond);
   const { store } = deps;
   // `scope: account`: one bucket per Dyn account for every replica (and for REST and SOAP
   // providers of the same account), in the shared store; per process when it is memory or down.
   const shared =
-    cfg.rateLimit?.scope === 'account' && store.kind === 'redis'
+    scope === 'account' && store.kind === 'redis'
       ? () => store.takeToken(`dyn:${cfg.customerName}:${cfg.userName}`, perSecond, capacity)
       : undefined;
-  const bucket = createRateLimiter(createTokenBucket(perSecond, capacity), shared);
+  const bucket = createRateLimiter(createTokenBucket(perSecond, capacity, deps.clock), shared);
   const canceller = createDynCanceller({
     sessions,
     bucket,
     exchange: parts.exchange,
-    jobPollIntervalMs: cfg.jobPollIntervalMs ?? DYN_DEFAULTS.jobPollIntervalMs,
-    jobTimeoutMs: cfg.jobTimeoutMs ?? DYN_DEFAULTS.jobTimeoutMs,
+    jobPollIntervalMs: cfg.jobPollIntervalMs,
+    jobTimeoutMs: cfg.jobTimeoutMs,
+    clock: deps.clock,
   });
   return {
     name,

@@ -86,7 +86,7 @@ export function readEnvelope(value: unknown): DynEnvelope | undefined {
   return env;
 }
 
-/** The message that explains a failure (reference §6.2): first ERROR, else first with a code. */
+/** The message that explains a failure: first ERROR, else first with a code. */
 export function primaryMessage(msgs: readonly DynMessage[]): DynMessage | undefined {
   return (
     msgs.find((m) => m.lvl === 'ERROR' || m.lvl === 'FATAL') ??
@@ -113,7 +113,7 @@ function toInt(value: unknown): number | undefined {
   return undefined;
 }
 
-/** Dyn `TaskData` → unified `task` (contract §4). Undefined when `data` is not a task. */
+/** Dyn `TaskData` → unified `task`. Undefined when `data` is not a task. */
 export function toUnifiedTask(data: unknown): UnifiedTask | undefined {
   if (!isRecord(data)) return undefined;
   const id = text(data.task_id);
@@ -148,7 +148,7 @@ function upstreamOf(msg: DynMessage | undefined): { code: string; message?: stri
   return msg?.info === undefined ? { code } : { code, message: msg.info };
 }
 
-/** True for the session errors that a fresh login cures (reference §2.6, §6.3). */
+/** True for the session errors that a fresh login cures. */
 export function isSessionError(msg: DynMessage | undefined): boolean {
   const info = msg?.info?.trimStart() ?? '';
   return info.startsWith('login:') || info.startsWith('token:');
@@ -171,7 +171,7 @@ export function classifyHttpStatus(
     });
   }
   if (httpStatus >= 500) {
-    // 503 is "not processed" by definition (contract §6); other 5xx may come after the work.
+    // 503 is "not processed" by definition; other 5xx may come after the work.
     return failed('unavailable', 'UPSTREAM_UNAVAILABLE', `Dyn answered HTTP ${httpStatus}`, {
       upstream,
       ...(httpStatus === 503 ? { notSent: true } : {}),

@@ -5,7 +5,7 @@ import type { CallContext, Provider, ProviderDeps } from '../provider';
 import { exchange as httpExchange } from '../http-exchange';
 import { classifyTransportError } from '../transport-errors';
 import { classifyCancel, classifyLogin, readEnvelope, type DynClassification } from './mapping';
-import { DYN_DEFAULTS, assembleDynProvider, parseRetryAfter, type DynExchange } from './flow';
+import { assembleDynProvider, parseRetryAfter, type DynExchange } from './flow';
 import type { SessionTransport } from './session';
 
 /** One HTTP exchange with Dyn REST, or the transport failure that replaced it. */
@@ -23,12 +23,11 @@ export function createDynRestProvider(
 ): Provider {
   const base = new URL(cfg.baseUrl);
   const basePath = base.pathname.replace(/\/+$/, '');
-  const maxResponseBytes = cfg.maxResponseBytes ?? DYN_DEFAULTS.maxResponseBytes;
-  const maxSessions = cfg.maxSessions ?? DYN_DEFAULTS.maxSessions;
+  const maxResponseBytes = cfg.maxResponseBytes;
   // Redirects are never followed by undici's Pool: a 307 here means "accepted, poll the job", and
   // following it would resend the DELETE without the Auth-Token (Dyn then answers 406).
   const pool = new Pool(base.origin, {
-    connections: cfg.maxConcurrent ?? maxSessions * 2,
+    connections: cfg.connections,
     keepAliveTimeout: 4_000,
     headersTimeout: 600_000,
     bodyTimeout: 600_000,

@@ -1,4 +1,6 @@
 import type { ProviderOutcome } from '../../core/provider-outcome';
+import type { Clock } from '../../resilience/clock';
+import { deadlineIn, scopedTimeout } from '../../resilience/deadline';
 
 /** How one transport (REST or SOAP) opens and closes Dyn sessions. */
 export interface SessionTransport {
@@ -31,7 +33,8 @@ export interface SessionPoolOptions {
   loginBackoffMs: number;
   /** One login attempt may take this long; it is not tied to any one request's deadline. */
   loginTimeoutMs: number;
-  now?: () => number;
+  /** Time for the login timeout, the refused-credentials back-off and logouts. */
+  clock: Clock;
 }
 
 export interface SessionPool {
@@ -42,6 +45,9 @@ export interface SessionPool {
   /** Logs out every session; leased ones are logged out as they come back. */
   close(): Promise<void>;
 }
+
+/** A logout gets this long, so a hung upstream cannot hold `close()` open. */
+const LOGOUT_TIMEOUT_MS = 5_000;
 
 interface Waiter {
   resolve(result: AcquireResult | undefined): void;
@@ -58,7 +64,7 @@ export function createSessionPool(
   transport: SessionTransport,
   options: SessionPoolOptions,
 ): SessionPool {
-  const now = options.now ?? (() => Date.now());
+  const { clock } = options;
   const idle: string[] = [];
   let leased = 0;
   let loggingIn = false;
@@ -67,8 +73,19 @@ export function createSessionPool(
   const waiters: Waiter[] = [];
   const closeController = new AbortController();
 
+  /** Logs one session out within LOGOUT_TIMEOUT_MS; never rejects. */
+  const logoutNow = async (token: string): Promise<void> => {
+    const limit = deadlineIn(LOGOUT_TIMEOUT_MS, clock);
+    try {
+      await transport.logout(token, limit.signal);
+    } catch {
+      // Nobody waits on a logout's answer: the session is gone for the pool either way.
+    } finally {
+      limit.dispose();
+    }
+  };
   const logout = (token: string): void => {
-    void transport.logout(token, AbortSignal.timeout(5_000)).catch(() => undefined);
+    void logoutNow(token);
   };
 
   function lease(token: string): SessionLease {
@@ -116,15 +133,19 @@ export function createSessionPool(
       waiters.shift()?.resolve(undefined);
     if (closed || loggingIn || waiters.length === 0) return;
     if (idle.length + leased >= options.maxSessions) return;
-    if (refused !== undefined && now() < refused.until) {
+    if (refused !== undefined && clock.now() < refused.until) {
       const outcome = refused.outcome;
       for (let w = waiters.shift(); w !== undefined; w = waiters.shift())
         w.resolve({ ok: false, outcome });
       return;
     }
     loggingIn = true;
+    const limit = scopedTimeout(closeController.signal, options.loginTimeoutMs, clock);
     transport
-      .login(AbortSignal.any([closeController.signal, AbortSignal.timeout(options.loginTimeoutMs)]))
+      .login(limit.signal)
+      .finally(() => {
+        limit.dispose();
+      })
       .then(
         (result) => {
           loggingIn = false;
@@ -135,7 +156,7 @@ export function createSessionPool(
             return;
           }
           if (result.badCredentials)
-            refused = { until: now() + options.loginBackoffMs, outcome: result.outcome };
+            refused = { until: clock.now() + options.loginBackoffMs, outcome: result.outcome };
           // A failed login answers every request waiting right now: they would only repeat it.
           for (let w = waiters.shift(); w !== undefined; w = waiters.shift())
             w.resolve({ ok: false, outcome: result.outcome });
@@ -168,7 +189,7 @@ export function createSessionPool(
         });
       const token = idle.pop();
       if (token !== undefined) return Promise.resolve({ ok: true, lease: lease(token) });
-      if (refused !== undefined && now() < refused.until)
+      if (refused !== undefined && clock.now() < refused.until)
         return Promise.resolve({ ok: false, outcome: refused.outcome });
       return new Promise<AcquireResult>((resolve) => {
         const onAbort = (): void => {
@@ -206,7 +227,7 @@ export function createSessionPool(
       closeController.abort();
       for (let w = waiters.shift(); w !== undefined; w = waiters.shift()) w.resolve(undefined);
       const tokens = idle.splice(0);
-      await Promise.allSettled(tokens.map((t) => transport.logout(t, AbortSignal.timeout(5_000))));
+      await Promise.all(tokens.map(logoutNow));
     },
   };
 }

@@ -23,10 +23,9 @@ export interface SoapHttpOptions {
   retryAfter(header: string | undefined): number | undefined;
 }
 
-/** What node-soap's callback receives as `response`. */
+/** What node-soap's callback receives as `response`: the fields of an axios response it reads. */
 interface SoapHttpResponse {
   status: number;
-  statusCode: number;
   headers: ResponseHeaders;
   data: string;
 }
@@ -168,33 +167,46 @@ export function createSoapHttpClient(
     }
     // Not SOAP at all (an HTML error page, an empty body): judged by its status, as REST is.
     if (!LOOKS_LIKE_SOAP.test(text)) throw new SoapTransportFailure(classifyHttpStatus(status));
-    return { status, statusCode: status, headers: result.headers, data: text };
+    return { status, headers: result.headers, data: text };
   }
 
-  const client = {
-    request(
-      rurl: string,
-      data: unknown,
-      callback: SoapCallback,
-      exheaders?: IHeaders,
-      exoptions?: IExOptions,
-    ) {
-      const signal = (exoptions as { signal?: unknown } | undefined)?.signal;
-      if (!(signal instanceof AbortSignal)) {
-        callback(new Error('internal: every SOAP call needs a signal'));
-        return undefined;
-      }
-      exchange(rurl, String(data), exheaders ?? {}, signal).then(
-        (res) => callback(null, res, res.data),
-        (err: unknown) => callback(err),
-      );
+  /** node-soap's `httpClient` option: `request(rurl, data, callback, exheaders, exoptions)`. */
+  const request = (
+    rurl: string,
+    data: unknown,
+    callback: SoapCallback,
+    exheaders?: IHeaders,
+    exoptions?: IExOptions,
+  ): undefined => {
+    // node-soap hands the per-call options on as exoptions; the deadline is their `signal`.
+    const signal: unknown = exoptions?.signal;
+    if (!(signal instanceof AbortSignal)) {
+      callback(new Error('internal: every SOAP call needs a signal'));
       return undefined;
-    },
+    }
+    exchange(rurl, String(data), exheaders ?? {}, signal).then(
+      (res) => {
+        try {
+          callback(null, res, res.data);
+        } catch (err) {
+          // node-soap threw while reading the answer, before settling the call: settle it with
+          // the error (its promise form settles once, so nothing is reported twice).
+          callback(err);
+        }
+      },
+      (err: unknown) => callback(err),
+    );
+    return undefined;
+  };
+
+  // node-soap's type has request() return axios's promise, but node-soap only passes that value
+  // back from `_invoke`, and its method forms discard it; the README asks only for request().
+  const client = { request } as unknown as IHttpClient;
+  return Object.assign(client, {
     async close() {
       await Promise.allSettled([...pools.values()].map((p) => p.close()));
       pools.clear();
       targets.clear();
     },
-  };
-  return client as unknown as IHttpClient & { close(): Promise<void> };
+  });
 }

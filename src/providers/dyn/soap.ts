@@ -1,8 +1,7 @@
-import type { Client } from 'soap';
 import type { DynSoapProviderConfig } from '../../config/schema';
 import { failed, type ProviderOutcome } from '../../core/provider-outcome';
 import type { Provider, ProviderDeps } from '../provider';
-import { DYN_DEFAULTS, assembleDynProvider, parseRetryAfter, type DynExchange } from './flow';
+import { assembleDynProvider, parseRetryAfter, type DynExchange } from './flow';
 import {
   classifyCancel,
   classifyLogin,
@@ -11,7 +10,6 @@ import {
   type DynEnvelope,
 } from './mapping';
 import type { SessionTransport } from './session';
-import { compileSoapBody } from './soap-body';
 import { createSoapHttpClient, SoapTransportFailure } from './soap-http';
 import { DYN_SOAP_OPERATIONS, openDynSoapClient, WsdlError, type DynSoapOperation } from './wsdl';
 
@@ -21,13 +19,12 @@ type SoapReply =
   | { kind: 'fault'; envelope: DynEnvelope }
   | { kind: 'failed'; outcome: ProviderOutcome };
 
-/** node-soap's callback form of an operation (the `*Async` form adds a promise and an array). */
-type SoapMethod = (
+/** node-soap's promise form of an operation: it resolves with `[result, rawResponse, …]`. */
+type SoapMethodAsync = (
   args: Record<string, unknown>,
-  callback: (err: unknown, result?: unknown) => void,
   options: { signal: AbortSignal; exchangeId?: string },
   extraHeaders: Record<string, string>,
-) => void;
+) => Promise<readonly unknown[]>;
 
 function record(value: unknown): Record<string, unknown> | undefined {
   return value !== null && typeof value === 'object' && !Array.isArray(value)
@@ -67,37 +64,31 @@ export async function createDynSoapProvider(
   cfg: DynSoapProviderConfig,
   deps: ProviderDeps,
 ): Promise<Provider> {
-  const maxResponseBytes = cfg.maxResponseBytes ?? DYN_DEFAULTS.maxResponseBytes;
   const what = `Dyn SOAP "${name}"`;
   const http = createSoapHttpClient({
-    connections: cfg.maxConcurrent ?? (cfg.maxSessions ?? DYN_DEFAULTS.maxSessions) * 2,
-    maxResponseBytes,
+    connections: cfg.connections,
+    maxResponseBytes: cfg.maxResponseBytes,
     what,
     retryAfter: (header) => parseRetryAfter(header),
   });
-  let client: Client;
-  let operations: Record<DynSoapOperation, SoapMethod>;
+  let operations: Record<DynSoapOperation, SoapMethodAsync>;
   try {
-    client = await openDynSoapClient(cfg.wsdl, deps.projectRoot, {
+    const client = await openDynSoapClient(cfg.wsdl, deps.projectRoot, {
       httpClient: http,
       ...(cfg.endpoint === undefined ? {} : { endpoint: cfg.endpoint }),
     });
     // Looked up once. openDynSoapClient checked the WSDL describes each; node-soap defines them.
     const methods = client as unknown as Record<string, unknown>;
-    const missing = DYN_SOAP_OPERATIONS.filter((op) => typeof methods[op] !== 'function');
+    const missing = DYN_SOAP_OPERATIONS.filter((op) => typeof methods[`${op}Async`] !== 'function');
     if (missing.length > 0)
       throw new WsdlError(`node-soap made no method for ${missing.join(', ')}`);
     operations = Object.fromEntries(
-      DYN_SOAP_OPERATIONS.map((op) => [op, methods[op] as SoapMethod]),
-    ) as Record<DynSoapOperation, SoapMethod>;
+      DYN_SOAP_OPERATIONS.map((op) => [op, methods[`${op}Async`] as SoapMethodAsync]),
+    ) as Record<DynSoapOperation, SoapMethodAsync>;
   } catch (err) {
     await http.close();
     throw err;
   }
-  // The per-request bodies, from node-soap's own rendering of the WSDL (see soap-body.ts).
-  const cancelBody = compileSoapBody(client, 'CancelTask', 'task_id');
-  const pollBody = compileSoapBody(client, 'GetJob', 'job_id');
-
   /** What a rejected call means: a transport failure, a Fault, or XML that is not SOAP. */
   function failure(err: unknown): SoapReply {
     if (err instanceof SoapTransportFailure) return { kind: 'failed', outcome: err.outcome };
@@ -117,36 +108,23 @@ export async function createDynSoapProvider(
     };
   }
 
-  function call(
+  async function call(
     op: DynSoapOperation,
     args: Record<string, unknown>,
     signal: AbortSignal,
     requestId?: string,
   ): Promise<SoapReply> {
-    const method = operations[op];
     const headers: Record<string, string> =
       requestId === undefined ? {} : { 'x-request-id': requestId };
     const options = requestId === undefined ? { signal } : { signal, exchangeId: requestId };
-    return new Promise((resolve) => {
-      // Whatever node-soap or the mapping throws, synchronously or in the callback, settles the
-      // call as a failure: a call that never settles would hold its request until the deadline.
-      const settle = (err: unknown, result?: unknown): void => {
-        try {
-          resolve(
-            err === null || err === undefined
-              ? { kind: 'response', envelope: readEnvelope(result) }
-              : failure(err),
-          );
-        } catch (thrown) {
-          resolve(failure(thrown));
-        }
-      };
-      try {
-        method.call(client, args, settle, options, headers);
-      } catch (thrown) {
-        settle(thrown);
-      }
-    });
+    // node-soap's promise rejects for anything it throws, and soap-http.ts ends every exchange by
+    // the signal at the latest: the call settles. A throw in the mapping is a failure too.
+    try {
+      const [result] = await operations[op](args, options, headers);
+      return { kind: 'response', envelope: readEnvelope(result) };
+    } catch (err) {
+      return failure(err);
+    }
   }
 
   /** A reply as the shared mapping sees it. A Fault's HTTP 500 is SOAP's convention, not an outage. */
@@ -180,9 +158,7 @@ export async function createDynSoapProvider(
     async cancel(taskId, token, ctx) {
       const reply = await call(
         'CancelTask',
-        cancelBody === undefined
-          ? { token, fault_incompat: 1, task_id: taskId }
-          : { _xml: cancelBody(token, taskId) },
+        { token, fault_incompat: 1, task_id: taskId },
         ctx.signal,
         ctx.requestId,
       );
@@ -191,9 +167,7 @@ export async function createDynSoapProvider(
     async poll(jobId, token, ctx) {
       const reply = await call(
         'GetJob',
-        pollBody === undefined
-          ? { token, fault_incompat: 1, job_id: jobId }
-          : { _xml: pollBody(token, jobId) },
+        { token, fault_incompat: 1, job_id: jobId },
         ctx.signal,
         ctx.requestId,
       );

@@ -1,7 +1,6 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { createClientAsync, type Client, type IHttpClient } from 'soap';
-import { memoizeSoapShapes, type SoapShapeMemo, type SoapShapeStats } from './soap-shapes';
 
 /** Operations the dyn-soap provider calls; the WSDL must describe each on `Dynect.DynectSOAP`. */
 export const DYN_SOAP_OPERATIONS = [
@@ -57,27 +56,5 @@ export async function openDynSoapClient(
   if (missing.length > 0) {
     throw new WsdlError(`the WSDL ${shown} lacks the operation(s) ${missing.join(', ')}`);
   }
-  installShapeMemo(client);
   return client;
-}
-
-const memos = new WeakMap<Client, SoapShapeMemo>();
-
-/**
- * node-soap parses each response through `client.wsdl.xmlToObject`; this client's WSDL gets the
- * shape memo in front of it (soap-shapes.ts). The streaming form (with a callback) and anything
- * that is not a string go straight to node-soap.
- */
-function installShapeMemo(client: Client): void {
-  const wsdl = client.wsdl;
-  const full = wsdl.xmlToObject.bind(wsdl) as (xml: unknown, callback?: unknown) => unknown;
-  const memo = memoizeSoapShapes((xml) => full(xml));
-  memos.set(client, memo);
-  wsdl.xmlToObject = (xml: unknown, callback?: unknown): unknown =>
-    typeof xml === 'string' && callback === undefined ? memo.parse(xml) : full(xml, callback);
-}
-
-/** How this client's responses were parsed (undefined for a client not opened here). */
-export function soapShapeStats(client: Client): SoapShapeStats | undefined {
-  return memos.get(client)?.stats();
 }

@@ -6,11 +6,6 @@ import { exchange } from '../http-exchange';
 import { classifyTransportError } from '../transport-errors';
 import { classifyAnswer, decodeResponse, encodeCancelTask, methodcallTaskIdProblem } from './xml';
 
-export const METHODCALL_DEFAULTS = {
-  maxConcurrent: 32,
-  maxResponseBytes: 64 * 1024,
-} as const;
-
 /** A provider for the AutoStore-style XML task interface (`cancel_task`). */
 export function createMethodcallProvider(
   name: string,
@@ -19,9 +14,9 @@ export function createMethodcallProvider(
 ): Provider {
   const url = new URL(cfg.url);
   const path = `${url.pathname}${url.search}`;
-  const maxResponseBytes = cfg.maxResponseBytes ?? METHODCALL_DEFAULTS.maxResponseBytes;
+  const maxResponseBytes = cfg.maxResponseBytes;
   const pool = new Pool(url.origin, {
-    connections: cfg.maxConcurrent ?? METHODCALL_DEFAULTS.maxConcurrent,
+    connections: cfg.connections,
     keepAliveTimeout: 4_000,
     // Deadlines come from the request's AbortSignal; these only stop a socket living forever.
     headersTimeout: 600_000,

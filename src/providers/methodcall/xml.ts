@@ -113,14 +113,14 @@ const FAULT_TEXT: Readonly<Record<string, string>> = {
   '1045': 'The specified task is selected by a Port.',
 };
 
-/** Maps a decoded answer plus HTTP status to the gateway's outcome (issue 2, item 7). */
+/** Maps a decoded answer plus HTTP status to the gateway's outcome. */
 export function classifyAnswer(status: number, answer: MethodcallAnswer): ProviderOutcome {
   if (answer.kind === 'ok') return { outcome: 'canceled' };
   if (answer.kind === 'malformed') {
     const upstream = { code: `HTTP ${status}`, message: answer.reason };
     // A 5xx without a usable body is the upstream being down, not an answer about the task.
     if (status >= 500) {
-      // 503 is "not processed" by definition (contract §6); other 5xx may come after the work.
+      // 503 is "not processed" by definition; other 5xx may come after the work.
       return failed('unavailable', 'UPSTREAM_UNAVAILABLE', `upstream answered HTTP ${status}`, {
         upstream,
         ...(status === 503 ? { notSent: true } : {}),

@@ -30,9 +30,105 @@ describe('config: valid files', () => {
       headersTimeoutMs: 10000,
       receiveTimeoutMs: 30000,
     });
-    expect(result.value.config.routes.warehouse).toEqual({ provider: 'wh', fallback: [] });
+    expect(result.value.config.routes.warehouse).toEqual({
+      provider: 'wh',
+      fallback: [],
+      timeoutMs: 15000,
+    });
     expect(result.value.config.state).toMatchObject({ store: 'memory', rememberSeconds: 86400 });
     expect(result.value.version).toMatch(/^[0-9a-f]{12}$/);
+  });
+
+  it('fills in every provider default, by protocol', () => {
+    const text = `
+providers:
+  wh: { type: methodcall, url: "http://h/t" }
+  rest: { type: dyn-rest, baseUrl: "https://x/REST", customerName: c, userName: u, password: p }
+  soap: { type: dyn-soap, customerName: c, userName: u, password: p, maxSessions: 3 }
+routes:
+  w: { provider: wh }
+`;
+    const result = parseConfig(text, 't.yaml', {});
+    if (!result.ok) throw new Error(result.problems.join());
+    const resilience = {
+      maxQueue: 64,
+      maxConcurrent: 32,
+      retry: { attempts: 2, baseDelayMs: 100, maxDelayMs: 1000 },
+      circuitBreaker: { failureThreshold: 5, resetAfterMs: 30000 },
+    };
+    expect(result.value.config.providers.wh).toEqual({
+      type: 'methodcall',
+      url: 'http://h/t',
+      timeoutMs: 5000,
+      maxResponseBytes: 65536,
+      connections: 32,
+      rateLimit: undefined,
+      ...resilience,
+    });
+    const dyn = {
+      customerName: 'c',
+      userName: 'u',
+      password: 'p',
+      timeoutMs: 15000,
+      maxResponseBytes: 262144,
+      loginBackoffMs: 60000,
+      jobPollIntervalMs: 1000,
+      jobTimeoutMs: 10000,
+      rateLimit: { perSecond: 5, scope: 'process' },
+      ...resilience,
+    };
+    expect(result.value.config.providers.rest).toEqual({
+      type: 'dyn-rest',
+      baseUrl: 'https://x/REST',
+      maxSessions: 4,
+      connections: 8,
+      ...dyn,
+    });
+    expect(result.value.config.providers.soap).toEqual({
+      type: 'dyn-soap',
+      wsdl: 'wsdl/dynect.wsdl',
+      maxSessions: 3,
+      connections: 6,
+      ...dyn,
+    });
+  });
+
+  it('resolves both spellings of a rate limit into one rateLimit', () => {
+    const text = `
+providers:
+  wh: { type: methodcall, url: "http://h/t", rateLimitPerSecond: "2.5" }
+  a: { type: dyn-rest, baseUrl: "https://x/REST", customerName: c, userName: u, password: p, rateLimitPerSecond: 2 }
+  b: { type: dyn-rest, baseUrl: "https://x/REST", customerName: c, userName: u, password: p, rateLimit: { perSecond: 3, scope: account } }
+  c: { type: dyn-soap, customerName: c, userName: u, password: p, rateLimit: { perSecond: 4 } }
+routes:
+  w: { provider: wh }
+`;
+    const result = parseConfig(text, 't.yaml', {});
+    if (!result.ok) throw new Error(result.problems.join());
+    const { providers } = result.value.config;
+    expect(providers.wh?.rateLimit).toEqual({ perSecond: 2.5, scope: 'process' });
+    expect(providers.a?.rateLimit).toEqual({ perSecond: 2, scope: 'process' });
+    expect(providers.b?.rateLimit).toEqual({ perSecond: 3, scope: 'account' });
+    expect(providers.c?.rateLimit).toEqual({ perSecond: 4, scope: 'process' });
+    for (const provider of Object.values(providers)) {
+      expect(provider).not.toHaveProperty('rateLimitPerSecond');
+    }
+  });
+
+  it('takes a given maxConcurrent as the pool size and a given route deadline as is', () => {
+    const text = `
+server: { requestTimeoutMs: 9000 }
+providers:
+  d: { type: dyn-rest, baseUrl: "https://x/REST", customerName: c, userName: u, password: p, maxConcurrent: 3 }
+routes:
+  a: { provider: d, timeoutMs: 2000 }
+  b: { provider: d }
+`;
+    const result = parseConfig(text, 't.yaml', {});
+    if (!result.ok) throw new Error(result.problems.join());
+    expect(result.value.config.providers.d).toMatchObject({ maxConcurrent: 3, connections: 3 });
+    expect(result.value.config.routes.a?.timeoutMs).toBe(2000);
+    expect(result.value.config.routes.b?.timeoutMs).toBe(9000);
   });
 
   it('accepts JSON, which is valid YAML', () => {
@@ -199,6 +295,16 @@ describe('config: every error names its path', () => {
       'redis without a url',
       `state:\n  store: redis\n${valid}`,
       /^state\.redisUrl: is required when store is redis$/,
+    ],
+    [
+      'both spellings of a rate limit',
+      'providers:\n  d: { type: dyn-rest, baseUrl: "https://x/REST", customerName: c, userName: u, password: p, rateLimitPerSecond: 1, rateLimit: { perSecond: 2 } }\nroutes:\n  d: { provider: d }',
+      /^providers\.d\.rateLimit: give at most one of rateLimitPerSecond or rateLimit$/,
+    ],
+    [
+      'a rateLimit on methodcall, which has no account scope',
+      valid.replace('type: methodcall', 'type: methodcall\n    rateLimit: { perSecond: 1 }'),
+      /^providers\.wh\.rateLimit: unknown key$/,
     ],
     [
       'an empty routes map',

@@ -91,7 +91,7 @@ describe('CancelRequest: other fields', () => {
 });
 
 describe('outcome table', () => {
-  it('maps every outcome of contract §4 to its HTTP status', () => {
+  it('maps every outcome to its HTTP status', () => {
     expect(OUTCOME_HTTP_STATUS).toMatchObject({
       canceled: 200,
       not_found: 404,

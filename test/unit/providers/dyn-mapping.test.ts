@@ -7,7 +7,7 @@ import {
   toUnifiedTask,
 } from '../../../src/providers/dyn/mapping';
 
-// Real captures and fixtures quoted in the reference (dyn.md §2–§6).
+// Real Dyn captures and fixtures from public client projects.
 const EXPIRED_2011 = {
   status: 'failure',
   data: {},

@@ -1,8 +1,8 @@
-import type { HttpAnswer, UnifiedResult } from '../core/result';
+import type { Answer, UnifiedResult } from '../core/result';
 import type { Remembered, StateStore } from './store';
 
 /**
- * Makes repeated cancels of one `(target, taskId)` safe and cheap (contract §9):
+ * Makes repeated cancels of one `(target, taskId)` safe and cheap:
  * - concurrent duplicates in this process share one upstream call (single-flight); each answer
  *   carries its caller's own `requestId`;
  * - a confirmed cancel is remembered for `rememberSeconds` and replayed (`replayed: true`,
@@ -15,26 +15,26 @@ export interface CancelMemory {
     target: string,
     taskId: string,
     requestId: string,
-    call: () => Promise<HttpAnswer>,
-  ): Promise<HttpAnswer>;
+    call: () => Promise<Answer>,
+  ): Promise<Answer>;
 }
 
 /** The answer as another caller sees it: same result, its own request id. */
-function forCaller(answer: HttpAnswer, requestId: string): HttpAnswer {
+function forCaller(answer: Answer, requestId: string): Answer {
   if (answer.body.requestId === requestId) return answer;
   return { ...answer, body: { ...answer.body, requestId } };
 }
 
 export function createCancelMemory(store: StateStore, rememberSeconds: number): CancelMemory {
-  const inFlight = new Map<string, Promise<HttpAnswer>>();
+  const inFlight = new Map<string, Promise<Answer>>();
 
   async function once(
     key: string,
     target: string,
     taskId: string,
     requestId: string,
-    call: () => Promise<HttpAnswer>,
-  ): Promise<HttpAnswer> {
+    call: () => Promise<Answer>,
+  ): Promise<Answer> {
     const remembered = await store.getOutcome(key);
     if (remembered?.kind === 'canceled') {
       const body: UnifiedResult = {
@@ -50,7 +50,7 @@ export function createCancelMemory(store: StateStore, rememberSeconds: number): 
         attempts: [],
         replayed: true,
       };
-      return { status: 200, body };
+      return { body };
     }
     const answer = await call();
     const { body } = answer;

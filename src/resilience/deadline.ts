@@ -1,5 +1,7 @@
+import type { Clock } from './clock';
+
 /**
- * One request's deadline: the signal that fires, and when (on the `performance.now()` clock).
+ * One request's deadline: the signal that fires, and when (on the `clock.now()` scale).
  * `dispose` releases the timer once the request is answered.
  */
 export interface Deadline {
@@ -22,34 +24,29 @@ const unchanged = (): void => undefined;
  * a timer and a signal alive until the full timeout passed (tens of thousands at full load, all
  * promoted to the old generation). This one is released as soon as the request ends.
  */
-export function deadlineIn(ms: number): Deadline {
+export function deadlineIn(ms: number, clock: Clock): Deadline {
   const whole = Math.max(0, Math.round(ms));
-  const at = performance.now() + whole;
+  const at = clock.now() + whole;
   const controller = new AbortController();
   const fire = (): void => {
     controller.abort(new DOMException('the request deadline passed', 'TimeoutError'));
   };
-  const arm = (delayMs: number): NodeJS.Timeout => {
-    const t = setTimeout(fire, Math.max(0, delayMs));
-    t.unref();
-    return t;
-  };
-  let timer = arm(whole);
+  let cancel = clock.setTimer(fire, whole);
   return {
     signal: controller.signal,
     at,
     narrow(narrowMs) {
-      if (controller.signal.aborted || performance.now() + narrowMs >= at) return unchanged;
-      clearTimeout(timer);
-      timer = arm(narrowMs);
+      if (controller.signal.aborted || clock.now() + narrowMs >= at) return unchanged;
+      cancel();
+      cancel = clock.setTimer(fire, Math.max(0, narrowMs));
       return () => {
         if (controller.signal.aborted) return;
-        clearTimeout(timer);
-        timer = arm(at - performance.now());
+        cancel();
+        cancel = clock.setTimer(fire, Math.max(0, at - clock.now()));
       };
     },
     dispose: () => {
-      clearTimeout(timer);
+      cancel();
     },
   };
 }
@@ -61,48 +58,27 @@ export interface ScopedSignal {
 }
 
 /**
- * Like `AbortSignal.any([parent, AbortSignal.timeout(ms)])`, but releases its listener and timer
- * as soon as the scope ends, so thousands of short calls leave nothing behind.
+ * Like `AbortSignal.any([parent, AbortSignal.timeout(ms)])`, but on `clock` and releasing its
+ * listener and timer as soon as the scope ends, so thousands of short calls leave nothing behind.
  */
-export function scopedTimeout(parent: AbortSignal, ms: number): ScopedSignal {
-  if (parent.aborted) {
-    const controller = new AbortController();
-    controller.abort(parent.reason);
-    return { signal: controller.signal, dispose: () => undefined };
-  }
+export function scopedTimeout(parent: AbortSignal, ms: number, clock: Clock): ScopedSignal {
   const controller = new AbortController();
+  if (parent.aborted) {
+    controller.abort(parent.reason);
+    return { signal: controller.signal, dispose: unchanged };
+  }
   const onAbort = (): void => {
     controller.abort(parent.reason);
   };
   parent.addEventListener('abort', onAbort, { once: true });
-  const timer = setTimeout(() => {
+  const cancel = clock.setTimer(() => {
     controller.abort(new DOMException('attempt timed out', 'TimeoutError'));
   }, ms);
-  timer.unref();
   return {
     signal: controller.signal,
     dispose: () => {
-      clearTimeout(timer);
+      cancel();
       parent.removeEventListener('abort', onAbort);
     },
   };
-}
-
-/** Resolves after `ms`, or rejects-free early when the signal aborts. */
-export function delay(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) {
-      resolve();
-      return;
-    }
-    const onAbort = (): void => {
-      clearTimeout(timer);
-      resolve();
-    };
-    const timer = setTimeout(() => {
-      signal.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    signal.addEventListener('abort', onAbort, { once: true });
-  });
 }

@@ -1,0 +1,174 @@
+import { readFileSync } from 'node:fs';
+import type { Server } from 'node:http';
+import path from 'node:path';
+import type { RequestHandler } from 'express';
+import { createApp } from './app';
+import { loadConfigFile, type LoadedConfig } from './config/load';
+import type { GatewayConfig } from './config/schema';
+import { compileAuth } from './http/auth';
+import type { ActiveConfig, HttpContext } from './http/context';
+import { createDrain } from './lifecycle/drain';
+import { createReloader, type ReloadResult } from './lifecycle/reload';
+import { serve } from './lifecycle/serve';
+import type { Logger } from './observability/logger';
+import { createMetrics, type Metrics } from './observability/metrics';
+import { systemClock, type Clock } from './resilience/clock';
+import { buildRuntime, type Runtime } from './routing/runtime';
+import { createMemoryStore } from './state/memory-store';
+import { createRedisStore } from './state/redis-store';
+import { createCancelMemory } from './state/replay';
+import type { StateStore } from './state/store';
+
+/** The directory holding package.json: relative config paths (a WSDL) resolve against it. */
+export const PROJECT_ROOT = path.resolve(__dirname, '..');
+
+const VERSION = (
+  JSON.parse(readFileSync(path.join(PROJECT_ROOT, 'package.json'), 'utf8')) as { version: string }
+).version;
+
+export interface StartOptions {
+  configFile: string;
+  /** `PORT`, `HOST` and `${VAR}` references in the file are read from here. */
+  env: Readonly<Record<string, string | undefined>>;
+  logger: Logger;
+  /** Reload when the config file changes (default true). */
+  watchConfig?: boolean;
+  /** Time for policies, deadlines and sessions (default: the system clock). */
+  clock?: Clock;
+  /** Express middleware mounted before every route. */
+  middleware?: RequestHandler[];
+}
+
+export interface RunningGateway {
+  url: string;
+  server: Server;
+  /** The runtime new requests start on. */
+  runtime(): Runtime;
+  /** Re-reads the config file; keeps the running config when the new one is invalid. */
+  reload(): Promise<ReloadResult>;
+  /** Drains and stops: readiness 503, no new connections, in-flight requests finish, providers close. */
+  shutdown(reason: string): Promise<void>;
+}
+
+/** Thrown when the gateway cannot start; `problems` are one line each, with their config path. */
+export class StartupError extends Error {
+  override readonly name = 'StartupError';
+  constructor(readonly problems: string[]) {
+    super(problems.join('\n'));
+  }
+}
+
+/** Composition: config → store → providers → routes → app → server. */
+export async function startGateway(options: StartOptions): Promise<RunningGateway> {
+  const { configFile, env, logger } = options;
+  const loaded = loadConfigFile(configFile, env);
+  if (!loaded.ok) throw new StartupError(loaded.problems);
+  const { config } = loaded.value;
+  const clock = options.clock ?? systemClock;
+  const metrics = createMetrics();
+  const store = await openStore(config.state, logger, metrics, clock);
+  const deps = { logger, projectRoot: PROJECT_ROOT, store, clock };
+  const build = async (next: LoadedConfig): Promise<ActiveConfig> => ({
+    runtime: await buildRuntime(next, deps),
+    auth: compileAuth(next.config.auth),
+  });
+  let initial: ActiveConfig;
+  try {
+    initial = await build(loaded.value);
+  } catch (err) {
+    await store.close();
+    throw new StartupError([err instanceof Error ? err.message : String(err)]);
+  }
+  const reloader = createReloader({
+    configFile,
+    env,
+    initial,
+    build,
+    logger,
+    metrics,
+    watch: options.watchConfig !== false,
+  });
+  metrics.observeCircuits(() =>
+    [...reloader.current().runtime.providers.values()].map((p) => [p.name, p.circuitState()]),
+  );
+  const ctx: HttpContext = {
+    active: reloader.current,
+    isDraining: () => drain.draining,
+    lastReloadError: reloader.lastError,
+    logger,
+    metrics,
+    clock,
+    store,
+    replay: createCancelMemory(store, config.state.rememberSeconds),
+  };
+  const app = createApp(ctx, { version: VERSION, before: options.middleware ?? [] });
+  const port = env.PORT !== undefined && env.PORT !== '' ? Number(env.PORT) : config.server.port;
+  const { server, url } = await serve(app, config.server, {
+    host: env.HOST ?? config.server.host,
+    port,
+  });
+  const drain = createDrain(server, {
+    logger,
+    graceMs: () => reloader.current().runtime.loaded.config.server.shutdownGraceMs,
+    async closed() {
+      await reloader.current().runtime.close(0);
+      await store.close();
+      logger.info('stopped');
+      await flush(logger);
+    },
+  });
+  if (config.auth === undefined) logger.warn('no auth configured: every caller is accepted');
+  const { providers, routes } = initial.runtime;
+  logger.info(
+    {
+      url,
+      configFile,
+      configVersion: loaded.value.version,
+      providers: [...providers.keys()],
+      routes: [...routes.keys()],
+    },
+    'gateway listening',
+  );
+  return {
+    url,
+    server,
+    runtime: () => reloader.current().runtime,
+    reload: reloader.reload,
+    shutdown: (reason) => {
+      reloader.stop();
+      return drain.shutdown(reason);
+    },
+  };
+}
+
+/** The shared store; it outlives reloads (`state.*` applies at restart). */
+function openStore(
+  cfg: GatewayConfig['state'],
+  logger: Logger,
+  metrics: Metrics,
+  clock: Clock,
+): Promise<StateStore> {
+  if (cfg.store === 'memory' || cfg.redisUrl === undefined) {
+    // TTLs are differences of time, so the monotonic clock serves (and tests can move it).
+    return Promise.resolve(createMemoryStore(cfg.maxEntries, () => clock.now()));
+  }
+  return createRedisStore({
+    url: cfg.redisUrl,
+    logger,
+    onError: (operation) => {
+      metrics.stateStoreErrors.inc({ operation });
+    },
+  });
+}
+
+/** Waits for the log lines to be written; a stdout whose reader left never acknowledges. */
+function flush(logger: Logger): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, 1_000);
+    timer.unref();
+    logger.flush(() => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+}

@@ -1,0 +1,107 @@
+import { loadConfigFile, type LoadedConfig } from '../config/load';
+import { watchConfigFile } from '../config/watch';
+import type { ActiveConfig, ReloadError } from '../http/context';
+import type { Logger } from '../observability/logger';
+import type { Metrics } from '../observability/metrics';
+
+export type ReloadResult = { ok: true; version: string } | { ok: false; problems: string[] };
+
+export interface Reloader {
+  /** The config new requests start on. */
+  current: () => ActiveConfig;
+  /** The last failed reload, while the file stays broken. */
+  lastError: () => ReloadError | undefined;
+  /** Re-reads the file; keeps the running config when the new one is invalid. Never overlaps. */
+  reload: () => Promise<ReloadResult>;
+  /** Stops watching the file. */
+  stop(): void;
+}
+
+export interface ReloaderOptions {
+  configFile: string;
+  env: Readonly<Record<string, string | undefined>>;
+  initial: ActiveConfig;
+  /** Builds everything a config needs (providers, routes, auth); throws when a provider cannot start. */
+  build(loaded: LoadedConfig): Promise<ActiveConfig>;
+  logger: Logger;
+  metrics: Metrics;
+  /** Reload when the file (or its directory: ConfigMap symlink swaps) changes. */
+  watch: boolean;
+}
+
+/**
+ * Config reload: read, validate and build the new config fully before anything is swapped, then
+ * swap atomically. Requests in flight finish on the providers they started with; those close
+ * (log out) once their requests are done. An invalid file leaves the running config in place.
+ */
+export function createReloader(options: ReloaderOptions): Reloader {
+  const { configFile, env, logger, metrics } = options;
+  let current = options.initial;
+  let lastError: ReloadError | undefined;
+
+  const rejected = (problems: string[], message: string): ReloadResult => {
+    lastError = { at: new Date().toISOString(), problems };
+    metrics.configReloads.inc({ result: 'failure' });
+    logger.error({ problems, configFile }, message);
+    return { ok: false, problems };
+  };
+
+  async function apply(): Promise<ReloadResult> {
+    const next = loadConfigFile(configFile, env);
+    if (!next.ok)
+      return rejected(next.problems, 'config reload rejected; keeping the running config');
+    const previous = current;
+    if (next.value.version === previous.runtime.loaded.version) {
+      lastError = undefined;
+      metrics.configReloads.inc({ result: 'unchanged' });
+      return { ok: true, version: next.value.version };
+    }
+    let built: ActiveConfig;
+    try {
+      built = await options.build(next.value);
+    } catch (err) {
+      const problems = [err instanceof Error ? err.message : String(err)];
+      return rejected(problems, 'config reload failed; keeping the running config');
+    }
+    current = built;
+    lastError = undefined;
+    metrics.configReloads.inc({ result: 'success' });
+    const [was, now] = [previous.runtime.loaded.config.server, built.runtime.loaded.config.server];
+    if (was.host !== now.host || was.port !== now.port) {
+      logger.warn('server.host/server.port changed: they apply at the next restart');
+    }
+    logger.info(
+      {
+        configVersion: built.runtime.loaded.version,
+        previousVersion: previous.runtime.loaded.version,
+      },
+      'config reloaded',
+    );
+    const graceMs = previous.runtime.loaded.config.server.shutdownGraceMs;
+    void previous.runtime.close(graceMs).catch((err: unknown) => {
+      logger.warn({ err }, 'closing the previous providers failed');
+    });
+    return { ok: true, version: built.runtime.loaded.version };
+  }
+
+  // SIGHUP, file changes and API calls queue behind each other.
+  let queue: Promise<unknown> = Promise.resolve();
+  function reload(): Promise<ReloadResult> {
+    const run = queue.then(apply, apply);
+    queue = run;
+    return run;
+  }
+
+  const watcher = options.watch
+    ? watchConfigFile(configFile, logger, () => {
+        void reload();
+      })
+    : undefined;
+
+  return {
+    current: () => current,
+    lastError: () => lastError,
+    reload,
+    stop: () => watcher?.close(),
+  };
+}
