@@ -307,7 +307,10 @@ export const ServerSchema = z.strictObject({
   port: int(0, 65535).prefault(8080).describe('listen port (the `PORT` environment variable wins)'),
   bodyLimitBytes: int(64, 16 * 1024 * 1024)
     .prefault(16 * 1024)
-    .describe('larger request bodies get 413 (a batch may be 100 times this)'),
+    .describe('larger `/cancel` bodies get 413, refused before they are read to the end'),
+  batchBodyLimitBytes: int(64, 64 * 1024 * 1024)
+    .prefault(256 * 1024)
+    .describe('larger `/cancel/batch` bodies get 413, refused before they are read to the end'),
   shutdownGraceMs: int(0, 600_000)
     .prefault(10_000)
     .describe('how long in-flight requests may finish after SIGTERM'),

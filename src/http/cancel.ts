@@ -13,9 +13,6 @@ import { respond, respondJson, statusOf } from './respond';
 /** Items of one batch run at most this many at a time, so one batch cannot fill a bulkhead. */
 const BATCH_CONCURRENCY = 16;
 
-/** A batch may carry up to 100 items of the single-cancel size. */
-const BATCH_BODY_FACTOR = 100;
-
 /** What a cancel request carries from its first middleware to its answer. */
 interface CancelScope {
   requestId: string;
@@ -254,10 +251,7 @@ export function batchRoute(ctx: HttpContext): RequestHandler[] {
   };
   return [
     admit(ctx, refuse),
-    jsonBody(
-      (res) => scopeOf(res).active.runtime.loaded.config.server.bodyLimitBytes * BATCH_BODY_FACTOR,
-      refuse,
-    ),
+    jsonBody((res) => scopeOf(res).active.runtime.loaded.config.server.batchBodyLimitBytes, refuse),
     handle,
   ];
 }

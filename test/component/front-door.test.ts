@@ -171,6 +171,74 @@ describe('payload_too_large', () => {
   });
 });
 
+/** Sends only the headers of a POST declaring `declaredBytes`, then waits for the answer. */
+function declareOnly(
+  path: string,
+  declaredBytes: number,
+): Promise<{ status: number | undefined; body: string }> {
+  const { hostname, port } = new URL(gateway.url);
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(
+      {
+        hostname,
+        port,
+        path,
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'content-length': String(declaredBytes) },
+      },
+      (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => (body += chunk));
+        res.on('end', () => {
+          resolve({ status: res.statusCode, body });
+          req.destroy();
+        });
+      },
+    );
+    req.on('error', reject);
+    // Headers only: an answer can come only from a gateway that did not wait for the body.
+    req.flushHeaders();
+  });
+}
+
+describe('payload_too_large: limits apply before the body is read', () => {
+  it('refuses a declared /cancel body over bodyLimitBytes without waiting for it', async () => {
+    const res = await declareOnly('/cancel', 16 * 1024 + 1);
+    expect(res.status).toBe(413);
+    expect(JSON.parse(res.body)).toMatchObject({ error: { code: 'PAYLOAD_TOO_LARGE' } });
+  });
+
+  it('refuses a declared batch body over batchBodyLimitBytes (256 KiB) without waiting for it', async () => {
+    const res = await declareOnly('/cancel/batch', 256 * 1024 + 1);
+    expect(res.status).toBe(413);
+    expect(JSON.parse(res.body)).toMatchObject({ error: { code: 'PAYLOAD_TOO_LARGE' } });
+  });
+
+  it('accepts a batch larger than bodyLimitBytes but within batchBodyLimitBytes', async () => {
+    const items = Array.from({ length: 100 }, (_, i) => ({
+      target: 'warehouse',
+      taskId: String(7000 + i),
+      reason: 'r'.repeat(200),
+    }));
+    const text = JSON.stringify({ items });
+    expect(Buffer.byteLength(text)).toBeGreaterThan(16 * 1024);
+    const res = await postJson(`${gateway.url}/cancel/batch`, text);
+    expect(res.status).toBe(200);
+    expect(res.body.summary).toEqual({ canceled: 100 });
+  });
+
+  it('refuses a batch body over batchBodyLimitBytes', async () => {
+    const text = JSON.stringify({
+      items: [{ target: 'warehouse', taskId: '1', reason: 'x'.repeat(300 * 1024) }],
+    });
+    const res = await postJson(`${gateway.url}/cancel/batch`, text);
+    expect(res.status).toBe(413);
+    expect(res.body.error.code).toBe('PAYLOAD_TOO_LARGE');
+    expect(sim.calls).toHaveLength(0);
+  });
+});
+
 describe('request id', () => {
   it('echoes a caller X-Request-Id in the header and body', async () => {
     const res = await request(gateway.url)

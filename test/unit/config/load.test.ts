@@ -25,6 +25,7 @@ describe('config: valid files', () => {
       host: '0.0.0.0',
       port: 8080,
       bodyLimitBytes: 16384,
+      batchBodyLimitBytes: 262144,
       shutdownGraceMs: 10000,
       requestTimeoutMs: 15000,
       headersTimeoutMs: 10000,
