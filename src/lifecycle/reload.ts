@@ -1,4 +1,5 @@
 import { loadConfigFile, type LoadedConfig } from '../config/load';
+import type { GatewayConfig } from '../config/schema';
 import { watchConfigFile } from '../config/watch';
 import type { ActiveConfig, ReloadError } from '../http/context';
 import type { Logger } from '../observability/logger';
@@ -29,6 +30,29 @@ export interface ReloaderOptions {
   watch: boolean;
 }
 
+/** Names added, removed and changed between two records of settings. */
+function diff(
+  before: Readonly<Record<string, unknown>>,
+  after: Readonly<Record<string, unknown>>,
+): { added: string[]; removed: string[]; changed: string[] } {
+  const added = Object.keys(after).filter((name) => !(name in before));
+  const removed = Object.keys(before).filter((name) => !(name in after));
+  const changed = Object.keys(after).filter(
+    (name) => name in before && JSON.stringify(before[name]) !== JSON.stringify(after[name]),
+  );
+  return { added, removed, changed };
+}
+
+/** What a reload changed, for its log line (names only: provider settings may hold secrets). */
+export function changesBetween(before: GatewayConfig, after: GatewayConfig) {
+  const providers = diff(before.providers, after.providers);
+  const routes = diff(before.routes, after.routes);
+  const sections = (['server', 'auth', 'state'] as const).filter(
+    (key) => JSON.stringify(before[key]) !== JSON.stringify(after[key]),
+  );
+  return { providers, routes, sections };
+}
+
 /**
  * Config reload: read, validate and build the new config fully before anything is swapped, then
  * swap atomically. Requests in flight finish on the providers they started with; those close
@@ -54,6 +78,7 @@ export function createReloader(options: ReloaderOptions): Reloader {
     if (next.value.version === previous.runtime.loaded.version) {
       lastError = undefined;
       metrics.configReloads.inc({ result: 'unchanged' });
+      logger.info({ configVersion: next.value.version }, 'config unchanged');
       return { ok: true, version: next.value.version };
     }
     let built: ActiveConfig;
@@ -74,6 +99,7 @@ export function createReloader(options: ReloaderOptions): Reloader {
       {
         configVersion: built.runtime.loaded.version,
         previousVersion: previous.runtime.loaded.version,
+        ...changesBetween(previous.runtime.loaded.config, built.runtime.loaded.config),
       },
       'config reloaded',
     );

@@ -167,3 +167,45 @@ describe('reload on file change', () => {
     }
   });
 });
+
+describe('what a reload says', () => {
+  it('logs "config unchanged" when the file did not change, and counts it', async () => {
+    gateway = await startTestGateway(configFor(a.taskUrl));
+    const result = await gateway.gw.reload();
+    expect(result.ok).toBe(true);
+    await gateway.logs.waitFor((l) => l.msg === 'config unchanged');
+    expect(gateway.logs.lines().some((l) => l.msg === 'config reloaded')).toBe(false);
+    const metrics = await (await fetch(`${gateway.url}/metrics`)).text();
+    expect(metrics).toMatch(/^gateway_config_reloads_total\{result="unchanged"\} 1$/m);
+  });
+
+  it('names the providers and routes added, removed and changed, never their settings', async () => {
+    gateway = await startTestGateway({
+      server,
+      providers: {
+        wh: { type: 'methodcall', url: a.taskUrl },
+        old: { type: 'methodcall', url: a.taskUrl },
+      },
+      routes: { warehouse: { provider: 'wh' }, legacy: { provider: 'old' } },
+    });
+    writeFileSync(
+      gateway.configFile,
+      stringify({
+        server,
+        providers: {
+          wh: { type: 'methodcall', url: b.taskUrl },
+          fresh: { type: 'methodcall', url: a.taskUrl },
+        },
+        routes: { warehouse: { provider: 'wh', timeoutMs: 2000 }, added: { provider: 'fresh' } },
+      }),
+    );
+    expect((await gateway.gw.reload()).ok).toBe(true);
+    const line = gateway.logs.lines().find((l) => l.msg === 'config reloaded');
+    expect(line).toMatchObject({
+      providers: { added: ['fresh'], removed: ['old'], changed: ['wh'] },
+      routes: { added: ['added'], removed: ['legacy'], changed: ['warehouse'] },
+      sections: [],
+    });
+    expect(JSON.stringify(line)).not.toContain(b.taskUrl);
+  });
+});
