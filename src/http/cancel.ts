@@ -124,6 +124,16 @@ async function cancelOne(
   return { answer, ...withReason };
 }
 
+/**
+ * `Server-Timing`: the answer's time split into the gateway's own and the upstream's (the sum of
+ * the attempts), as Kong's proxy and upstream latency headers split it.
+ */
+function serverTiming(elapsedMs: number, attempts: readonly { durationMs: number }[]): string {
+  const upstreamMs = attempts.reduce((sum, a) => sum + a.durationMs, 0);
+  const gatewayMs = Math.max(0, elapsedMs - upstreamMs);
+  return `gateway;dur=${gatewayMs.toFixed(1)}, upstream;dur=${upstreamMs.toFixed(1)}`;
+}
+
 /** How a refusal before the handler (draining, auth, body) is answered. */
 type Refuse = (res: Response, answer: Answer) => void;
 
@@ -169,8 +179,10 @@ function admit(ctx: HttpContext, refuse: Refuse): RequestHandler {
 export function cancelRoute(ctx: HttpContext): RequestHandler[] {
   const finish = (res: Response, result: CancelResult): void => {
     const scope = scopeOf(res);
-    const durationMs = Math.round(ctx.clock.now() - scope.startedMs);
+    const elapsedMs = ctx.clock.now() - scope.startedMs;
+    const durationMs = Math.round(elapsedMs);
     result.answer.body.durationMs = durationMs;
+    res.setHeader('Server-Timing', serverTiming(elapsedMs, result.answer.body.attempts ?? []));
     const status = respond(res, result.answer);
     record(ctx, scope, result.answer, status, durationMs, result.reason);
   };

@@ -442,3 +442,21 @@ describe('one front door: every endpoint is an Express route', () => {
     expect(sim.calls).toHaveLength(0);
   });
 });
+
+describe('Server-Timing', () => {
+  it("splits an answer's time into the gateway's and the upstream's", async () => {
+    const res = await postJson(`${gateway.url}/cancel`, { target: 'warehouse', taskId: '31' });
+    const header = res.headers.get('server-timing') ?? '';
+    const match = /^gateway;dur=(\d+\.\d), upstream;dur=(\d+\.\d)$/.exec(header);
+    expect(match).not.toBeNull();
+    const upstream = Number(match?.[2]);
+    expect(upstream).toBe(res.body.attempts[0].durationMs);
+    expect(Number(match?.[1]) + upstream).toBeLessThanOrEqual(Number(res.body.durationMs) + 1);
+  });
+
+  it('says upstream 0 when nothing was sent', async () => {
+    const res = await postJson(`${gateway.url}/cancel`, { target: 'nope', taskId: '1' });
+    expect(res.status).toBe(422);
+    expect(res.headers.get('server-timing')).toMatch(/^gateway;dur=\d+\.\d, upstream;dur=0\.0$/);
+  });
+});
