@@ -28,6 +28,7 @@ const PACKAGE_GROUPS: [RegExp, string][] = [
     'logging/pino',
   ],
   [/^(prom-client|tdigest|bintrees)$/, 'metrics/prom-client'],
+  [/^@opentelemetry\//, 'tracing/opentelemetry'],
   [/^cockatiel$/, 'policies/resilience'],
   [/^(ioredis|redis-parser|denque|cluster-key-slot|standard-as-callback)$/, 'idempotency/state'],
   [
@@ -44,6 +45,7 @@ const OWN_GROUPS: [RegExp, string][] = [
   [/^config\//, 'config'],
   [/^observability\/(logger|log)/, 'logging/pino'],
   [/^observability\/metrics/, 'metrics/prom-client'],
+  [/^observability\/trac/, 'tracing/opentelemetry'],
   [/^state\/|^http\/idempotency/, 'idempotency/state'],
   [/^resilience\/|^routing\/(policy|deadline)|^core\/circuit/, 'policies/resilience'],
   [/^providers\/dyn\/soap/, 'gateway: dyn-soap provider'],
@@ -158,7 +160,7 @@ export function summarise(profile: CpuProfile, top = 30, requests?: number): str
   const section = (title: string, map: Map<string, number>, n: number): void => {
     out.push('', title);
     for (const [k, us] of [...map]
-      .filter(([k]) => k !== 'idle' && k !== '(root)')
+      .filter(([k, us]) => k !== 'idle' && k !== '(root)' && us >= busy / 2000)
       .sort((a, b) => b[1] - a[1])
       .slice(0, n)) {
       const perRequest =

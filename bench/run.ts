@@ -261,8 +261,16 @@ function median(values: number[]): number {
   return Number(middle.toFixed(3));
 }
 
-/** The commit measured and whether the tree had changes on top of it (read-only git). */
-function treeState(): { commit: string; uncommittedFiles: number; label: string } {
+/**
+ * The commit measured, whether the tree had changes on top of it (read-only git), and when
+ * dist/main.js was built: `npm run bench` builds first; a direct run measures whatever dist/ holds.
+ */
+function treeState(): {
+  commit: string;
+  uncommittedFiles: number;
+  distBuiltAt: string;
+  label: string;
+} {
   const git = (...gitArgs: string[]): string => {
     try {
       return execFileSync('git', gitArgs, {
@@ -276,8 +284,9 @@ function treeState(): { commit: string; uncommittedFiles: number; label: string 
   };
   const commit = git('rev-parse', '--short', 'HEAD') || 'unknown';
   const changed = git('status', '--porcelain').split('\n').filter(Boolean).length;
-  const label = changed === 0 ? commit : `${commit} + ${changed} uncommitted file(s)`;
-  return { commit, uncommittedFiles: changed, label };
+  const distBuiltAt = statSync(path.join(ROOT, 'dist', 'main.js')).mtime.toISOString();
+  const label = `${changed === 0 ? commit : `${commit} + ${changed} uncommitted file(s)`}, dist built ${distBuiltAt}`;
+  return { commit, uncommittedFiles: changed, distBuiltAt, label };
 }
 
 interface Target {
