@@ -2,7 +2,7 @@
 # cancel-gateway: multi-stage build. The runtime image holds production dependencies only and
 # runs as the unprivileged `node` user under tini (so SIGTERM reaches Node and zombies are reaped).
 
-ARG NODE_IMAGE=node:20-bookworm-slim
+ARG NODE_IMAGE=node:24-bookworm-slim
 
 FROM ${NODE_IMAGE} AS build
 WORKDIR /app

@@ -36,7 +36,7 @@ export function createApp(ctx: HttpContext, options: AppOptions): Express {
   app.get('/readyz', readyz(ctx));
   app.get('/metrics', metrics(ctx));
   app.get('/routes', routes(ctx));
-  app.get('/openapi.json', openapi(options.version));
+  app.get('/openapi.json', openapi(ctx, options.version));
   for (const path of ['/healthz', '/readyz', '/metrics', '/routes', '/openapi.json']) {
     app.all(path, methodNotAllowed('GET'));
   }

@@ -9,7 +9,7 @@ import { compileAuth } from './http/auth';
 import type { ActiveConfig, HttpContext } from './http/context';
 import { createDrain } from './lifecycle/drain';
 import { createReloader, type ReloadResult } from './lifecycle/reload';
-import { serve } from './lifecycle/serve';
+import { ListenError, serve } from './lifecycle/serve';
 import type { Logger } from './observability/logger';
 import { createMetrics, type Metrics } from './observability/metrics';
 import { systemClock, type Clock } from './resilience/clock';
@@ -50,10 +50,16 @@ export interface RunningGateway {
   shutdown(reason: string): Promise<void>;
 }
 
-/** Thrown when the gateway cannot start; `problems` are one line each, with their config path. */
+/**
+ * Thrown when the gateway cannot start: `problems` are one line each, with their config path
+ * (`reason: 'config'`) or with the address that could not be bound (`reason: 'listen'`).
+ */
 export class StartupError extends Error {
   override readonly name = 'StartupError';
-  constructor(readonly problems: string[]) {
+  constructor(
+    readonly problems: string[],
+    readonly reason: 'config' | 'listen' = 'config',
+  ) {
     super(problems.join('\n'));
   }
 }
@@ -67,7 +73,13 @@ export async function startGateway(options: StartOptions): Promise<RunningGatewa
   const clock = options.clock ?? systemClock;
   const metrics = createMetrics();
   const store = await openStore(config.state, logger, metrics, clock);
-  const deps = { logger, projectRoot: PROJECT_ROOT, store, clock };
+  const deps = {
+    logger,
+    projectRoot: PROJECT_ROOT,
+    store,
+    clock,
+    userAgent: `cancel-gateway/${VERSION}`,
+  };
   const build = async (next: LoadedConfig): Promise<ActiveConfig> => ({
     runtime: await buildRuntime(next, deps),
     auth: compileAuth(next.config.auth),
@@ -103,10 +115,18 @@ export async function startGateway(options: StartOptions): Promise<RunningGatewa
   };
   const app = createApp(ctx, { version: VERSION, before: options.middleware ?? [] });
   const port = env.PORT !== undefined && env.PORT !== '' ? Number(env.PORT) : config.server.port;
-  const { server, url } = await serve(app, config.server, {
-    host: env.HOST ?? config.server.host,
-    port,
-  });
+  let listening: Awaited<ReturnType<typeof serve>>;
+  try {
+    listening = await serve(app, config.server, { host: env.HOST ?? config.server.host, port });
+  } catch (err) {
+    // Nothing was served: close what was opened, so the process can exit with the one line.
+    reloader.stop();
+    await reloader.current().runtime.close(0);
+    await store.close();
+    if (err instanceof ListenError) throw new StartupError([err.message], 'listen');
+    throw err;
+  }
+  const { server, url } = listening;
   const drain = createDrain(server, {
     logger,
     graceMs: () => reloader.current().runtime.loaded.config.server.shutdownGraceMs,

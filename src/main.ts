@@ -68,8 +68,12 @@ async function main(argv: string[]): Promise<number> {
     return -1; // keeps running until a signal
   } catch (error) {
     if (error instanceof StartupError) {
-      err(`cannot start: invalid configuration in ${configFile}`);
+      // An operator mistake: the lines say what to change, a stack trace would only hide them.
+      if (error.reason === 'config') err(`cannot start: invalid configuration in ${configFile}`);
       for (const problem of error.problems) err(problem);
+      if (error.problems.some((p) => p.includes('environment variable'))) {
+        err('hint: to try the gateway without real upstream credentials, run `npm run demo`');
+      }
       return 1;
     }
     throw error;

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { parseDocument } from 'yaml';
 import type { z } from 'zod';
-import { PROTOCOLS } from '../core/protocols';
+import { issueMessage } from '../core/request';
 import { ConfigSchema, type GatewayConfig } from './schema';
 
 /** A validated config and where it came from. */
@@ -56,27 +56,22 @@ function formatPath(path: readonly (string | number | symbol)[]): string {
   return path.length === 0 ? '(root)' : path.map(String).join('.');
 }
 
-/** One line per zod issue, each starting with its dotted path. */
+/**
+ * One line per zod issue, each starting with its dotted path, and one per unknown key. A path
+ * gets its first issue only: zod runs length checks even on a value of the wrong type (a string
+ * where a list goes), and the type error already says what is wrong.
+ */
 export function formatIssues(error: z.ZodError): string[] {
-  return error.issues
-    .map((issue) => {
-      const path = formatPath(issue.path);
-      if (issue.code === 'unrecognized_keys') {
-        return issue.keys
-          .map((key) => `${path === '(root)' ? key : `${path}.${key}`}: unknown key`)
-          .join('\n');
-      }
-      if (
-        issue.code === 'invalid_union' &&
-        'note' in issue &&
-        issue.note === 'No matching discriminator'
-      ) {
-        return `${path}: must be one of ${PROTOCOLS.join(', ')}`;
-      }
-      if (issue.code === 'invalid_type' && issue.input === undefined) return `${path}: is required`;
-      return `${path}: ${issue.message}`;
-    })
-    .flatMap((line) => line.split('\n'));
+  const seen = new Set<string>();
+  return error.issues.flatMap((issue) => {
+    const path = formatPath(issue.path);
+    if (issue.code === 'unrecognized_keys') {
+      return issue.keys.map((key) => `${path === '(root)' ? key : `${path}.${key}`}: unknown key`);
+    }
+    if (seen.has(path)) return [];
+    seen.add(path);
+    return [`${path}: ${issue.message}`];
+  });
 }
 
 /** Parses and validates config text; never throws. */
@@ -102,7 +97,8 @@ export function parseConfig(text: string, file: string, env: Env = process.env):
   const problems: string[] = [];
   const interpolated = interpolate(raw, env, problems);
   if (problems.length > 0) return { ok: false, problems };
-  const parsed = ConfigSchema.safeParse(interpolated);
+  // The error map sees each value (zod keeps it out of the final issue without `reportInput`).
+  const parsed = ConfigSchema.safeParse(interpolated, { error: issueMessage });
   if (!parsed.success) return { ok: false, problems: formatIssues(parsed.error) };
   const version = createHash('sha256').update(text).digest('hex').slice(0, 12);
   return { ok: true, value: { config: deepFreeze(parsed.data), version, file } };

@@ -1,6 +1,7 @@
+import { isIP } from 'node:net';
 import { z } from 'zod';
 import { PROTOCOLS, type Protocol } from '../core/protocols';
-import { NAME_PATTERN } from '../core/request';
+import { expecting, NAME_PATTERN } from '../core/request';
 
 /*
  * The gateway's configuration: every default lives here, so a parsed config is complete and inner
@@ -9,20 +10,33 @@ import { NAME_PATTERN } from '../core/request';
  *
  * Defaults are `.prefault()`s: an input value, parsed like a given one. A `.default()` behind the
  * `${ENV}` coercion below would be dropped from the input JSON Schema the reference is built from.
+ *
+ * Messages: config/load.ts parses with core/request.ts's `issueMessage`, which says what was
+ * expected and what came for every zod issue; a schema here names only what zod cannot.
  */
 
 /** Integers may arrive as digit strings after `${ENV}` interpolation. */
 function int(min: number, max = Number.MAX_SAFE_INTEGER) {
   return z.preprocess(
     (value) => (typeof value === 'string' && /^-?\d+$/.test(value) ? Number(value) : value),
-    z.int().min(min).max(max),
+    // zod reports a string given to an int as "expected number": say integer.
+    z
+      .int({ error: (issue) => (issue.code === 'invalid_type' ? integer(issue) : undefined) })
+      .min(min)
+      .max(max),
   );
 }
+
+const integer = expecting('an integer');
 
 /** Rates may arrive as number strings after `${ENV}` interpolation. */
 function rate() {
   return z.preprocess(
-    (value) => (typeof value === 'string' && value.trim() !== '' ? Number(value) : value),
+    // A string that is no number stays a string, so the message quotes it rather than NaN.
+    (value) =>
+      typeof value === 'string' && value.trim() !== '' && !Number.isNaN(Number(value))
+        ? Number(value)
+        : value,
     z.number().positive().max(100_000),
   );
 }
@@ -36,9 +50,25 @@ function computedDefault(text: string, description: string) {
   return { description, computedDefault: text };
 }
 
-const Name = z.string().regex(NAME_PATTERN, 'must match ^[a-z0-9][a-z0-9_-]{0,62}$');
+const Name = z
+  .string()
+  .regex(NAME_PATTERN, { error: expecting(`a name matching ${NAME_PATTERN.source}`) });
 
-const HttpUrl = z.url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL' });
+/** A map key: the path already shows the key, so the message states the rule. */
+function nameKey(kind: 'provider' | 'route') {
+  return z.string().regex(NAME_PATTERN, `a ${kind} name must match ${NAME_PATTERN.source}`);
+}
+
+const HttpUrl = z.url({ protocol: /^https?$/, error: expecting('an http:// or https:// URL') });
+
+/** An RFC 1123 host name; its last label is never all digits (that is an IPv4 address). */
+const HOST_NAME =
+  /^(?=.{1,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)*(?=[a-z0-9-]*[a-z-])[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/i;
+
+/** What `listen()` can bind: an IP literal, or a name the resolver may know (`localhost`). */
+function isListenHost(host: string): boolean {
+  return isIP(host) !== 0 || HOST_NAME.test(host);
+}
 
 /** In-flight cancels per provider (the bulkhead) when `maxConcurrent` is not given. */
 const DEFAULT_MAX_CONCURRENT = 32;
@@ -280,12 +310,16 @@ const ApiKeySchema = z
     id: Name.describe('names the caller in logs and metrics'),
     sha256: z
       .string()
-      .regex(/^[0-9a-fA-F]{64}$/, 'must be 64 hex characters (the SHA-256 of the key)')
+      .regex(/^[0-9a-fA-F]{64}$/, {
+        // Only the length comes back: a key pasted here by mistake stays out of the output.
+        error: (issue) =>
+          `expected 64 hex characters (the SHA-256 of the key), got ${typeof issue.input === 'string' ? issue.input.length : 0}`,
+      })
       .optional()
       .describe('hex SHA-256 of the key; give this or `key`'),
     key: z
       .string()
-      .min(16, 'must be at least 16 characters')
+      .min(16)
       .optional()
       .describe('the key itself, e.g. `${ENV}`; give this or `sha256`'),
     targets: z
@@ -301,9 +335,11 @@ const ApiKeySchema = z
 export const ServerSchema = z.strictObject({
   host: z
     .string()
-    .min(1)
+    .refine(isListenHost, { error: expecting('an IPv4 or IPv6 address or a host name') })
     .prefault('0.0.0.0')
-    .describe('listen address (the `HOST` environment variable wins)'),
+    .describe(
+      'listen address: an IPv4 or IPv6 address or a host name (the `HOST` environment variable wins)',
+    ),
   port: int(0, 65535).prefault(8080).describe('listen port (the `PORT` environment variable wins)'),
   bodyLimitBytes: int(64, 16 * 1024 * 1024)
     .prefault(16 * 1024)
@@ -363,9 +399,9 @@ const ConfigObjectSchema = z
         'API keys; without `auth` every caller is accepted and a warning is logged at start',
       ),
     ),
-    providers: z.record(Name, ProviderSchema).describe('the upstreams by name'),
+    providers: z.record(nameKey('provider'), ProviderSchema).describe('the upstreams by name'),
     routes: z
-      .record(Name, RouteSchema)
+      .record(nameKey('route'), RouteSchema)
       .describe('the targets callers name in a cancel, each with its provider chain'),
     state: StateSchema.prefault({}).describe('where remembered cancels and idempotency keys live'),
   })

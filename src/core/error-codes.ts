@@ -22,6 +22,7 @@ export const ERROR_CODES = {
   TASK_AT_PORT: 'conflict',
   TASK_NOT_CANCELABLE: 'conflict',
   TASK_ALREADY_FINISHED: 'conflict',
+  TASK_BLOCKED: 'conflict',
   IDEMPOTENCY_KEY_IN_FLIGHT: 'conflict',
   UPSTREAM_REJECTED: 'rejected',
   // capacity and health
@@ -32,6 +33,7 @@ export const ERROR_CODES = {
   CIRCUIT_OPEN: 'unavailable',
   BULKHEAD_FULL: 'unavailable',
   DRAINING: 'unavailable',
+  UPSTREAM_BUSY: 'unavailable',
   // unusable answers
   UPSTREAM_BAD_RESPONSE: 'upstream_error',
   UPSTREAM_RESPONSE_TOO_LARGE: 'upstream_error',

@@ -73,7 +73,7 @@ async function cancelOne(
   const parsed = CancelRequestSchema.safeParse(input);
   if (!parsed.success) {
     const details = toProblems(parsed.error);
-    const message = `invalid request: ${details.map((d) => `${d.path} ${d.message}`).join('; ')}`;
+    const message = `invalid request: ${details.map((d) => `${d.path}: ${d.message}`).join('; ')}`;
     return {
       answer: {
         body: gatewayFailure(requestId, 'invalid_request', 'INVALID_REQUEST', message, {
@@ -221,7 +221,7 @@ export function batchRoute(ctx: HttpContext): RequestHandler[] {
     const envelope = BatchEnvelopeSchema.safeParse(req.body);
     if (!envelope.success) {
       const details = toProblems(envelope.error);
-      const message = `invalid batch: ${details.map((d) => `${d.path} ${d.message}`).join('; ')}`;
+      const message = `invalid batch: ${details.map((d) => `${d.path}: ${d.message}`).join('; ')}`;
       respond(res, {
         body: gatewayFailure(requestId, 'invalid_request', 'INVALID_REQUEST', message, {
           details,

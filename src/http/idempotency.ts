@@ -5,7 +5,7 @@ import type { Runtime } from '../routing/runtime';
 import type { StateStore } from '../state/store';
 
 /** `Idempotency-Key`: 1..255 visible ASCII characters. */
-const KEY_PATTERN = /^[\x21-\x7e]{1,255}$/;
+export const KEY_PATTERN = /^[\x21-\x7e]{1,255}$/;
 
 /**
  * The request's fingerprint: the SHA-256 of its canonical body (the validated fields, in a fixed

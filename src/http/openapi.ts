@@ -1,96 +1,532 @@
 import { z } from 'zod';
-import { BatchRequestSchema, CancelRequestSchema } from '../core/request';
+import { ERROR_CODES, type ErrorCode } from '../core/error-codes';
+import { httpStatusOf, type Outcome } from '../core/outcome';
+import {
+  BatchRequestSchema,
+  CancelRequestSchema,
+  MAX_BATCH_ITEMS,
+  type CancelRequest,
+} from '../core/request';
+import { gatewayFailure, type UnifiedResult } from '../core/result';
 import {
   BatchResultSchema,
   ReadyzSchema,
   RoutesSchema,
   UnifiedResultSchema,
 } from '../core/result-schema';
+import type { RouteRuntime } from '../routing/runtime';
+import type { ActiveConfig } from './context';
+import { KEY_PATTERN } from './idempotency';
+import { SAFE_ID } from './request-id';
 
-type JsonSchema = Record<string, unknown>;
+/** A JSON object of the document (OpenAPI objects and JSON Schemas alike). */
+export type OpenApiObject = Record<string, unknown>;
+
+// The very patterns the handlers apply; test/component/openapi.test.ts probes both sides of each.
+const REQUEST_ID_PATTERN = SAFE_ID.source;
+const IDEMPOTENCY_KEY_PATTERN = KEY_PATTERN.source;
+const IDEMPOTENCY_KEY_MAX = 255;
+
+/** What each outcome means to a caller; a new outcome fails to compile until it is described. */
+const OUTCOME_TEXT: Record<Outcome, string> = {
+  canceled: 'the upstream canceled the task',
+  not_found: 'the upstream says the task does not exist',
+  conflict: 'the task cannot be canceled now, or its Idempotency-Key is still running',
+  rejected: 'the upstream refused the cancel',
+  invalid_request: 'the body or a header is invalid, or the Idempotency-Key came with another body',
+  unknown_target: 'no route has this target',
+  payload_too_large: 'the body is larger than the limit',
+  unauthorized: 'no API key, or an unknown one',
+  forbidden: 'the API key may not use this target',
+  rate_limited: 'too many requests; wait for Retry-After',
+  unavailable: 'circuit open, bulkhead full, upstream down, or the gateway is draining',
+  upstream_error: 'the upstream answered something unusable',
+  timeout: 'no final answer before the deadline',
+  internal_error: 'a bug in the gateway; it has been logged',
+};
+
+/** Codes answered for a path or method that does not exist: never by a documented operation. */
+const PATH_CODES: ReadonlySet<ErrorCode> = new Set(['NOT_FOUND', 'METHOD_NOT_ALLOWED']);
+
+/** Codes the gateway answers before it looks at the target. */
+const REQUEST_CODES: ReadonlySet<ErrorCode> = new Set([
+  'INVALID_REQUEST',
+  'MALFORMED_JSON',
+  'UNSUPPORTED_MEDIA_TYPE',
+  'NOT_FOUND',
+  'METHOD_NOT_ALLOWED',
+  'IDEMPOTENCY_KEY_REUSED',
+  'IDEMPOTENCY_KEY_IN_FLIGHT',
+  'PAYLOAD_TOO_LARGE',
+  'UNAUTHORIZED',
+  'DRAINING',
+  'INTERNAL_ERROR',
+]);
+
+/** What `/cancel/batch` itself can answer; each item's own answer is inside its 200. */
+const BATCH_ENVELOPE_CODES: readonly ErrorCode[] = [
+  'INVALID_REQUEST',
+  'MALFORMED_JSON',
+  'UNSUPPORTED_MEDIA_TYPE',
+  'UNAUTHORIZED',
+  'PAYLOAD_TOO_LARGE',
+  'DRAINING',
+  'INTERNAL_ERROR',
+];
+
+/** Statuses whose answers carry `Retry-After` when the wait is known. */
+const RETRY_AFTER_STATUSES: ReadonlySet<number> = new Set([409, 429, 503]);
+
+/** Most request examples per operation: one per route, up to this many. */
+const MAX_EXAMPLES = 10;
+
+const ALL_CODES = Object.keys(ERROR_CODES) as ErrorCode[];
 
 /** zod → JSON Schema 2020-12 (OpenAPI 3.1's dialect), without the `$schema` key. */
-function schema(s: z.ZodType, io: 'input' | 'output'): JsonSchema {
+function schema(s: z.ZodType, io: 'input' | 'output'): OpenApiObject {
   const { $schema: _ignored, ...rest } = z.toJSONSchema(s, { io, unrepresentable: 'any' });
   return rest;
 }
 
-const json = (ref: string, description: string) => ({
-  description,
-  content: { 'application/json': { schema: { $ref: `#/components/schemas/${ref}` } } },
+const HealthzSchema = z.strictObject({ status: z.literal('ok') });
+
+const ref = (kind: string, name: string): OpenApiObject => ({
+  $ref: `#/components/${kind}/${name}`,
 });
 
-const UNIFIED_ANSWERS = {
-  '200': json('UnifiedResult', 'canceled'),
-  '400': json('UnifiedResult', 'invalid_request: the body or a header is invalid'),
-  '401': json('UnifiedResult', 'unauthorized: no or unknown API key (when auth is configured)'),
-  '403': json('UnifiedResult', 'forbidden: the key may not use this target'),
-  '404': json('UnifiedResult', 'not_found: the upstream says the task does not exist'),
-  '409': json('UnifiedResult', 'conflict: the task cannot be canceled now'),
-  '413': json('UnifiedResult', 'payload_too_large'),
-  '422': json('UnifiedResult', 'rejected by the upstream, or unknown_target'),
-  '429': json('UnifiedResult', 'rate_limited; see Retry-After'),
-  '500': json('UnifiedResult', 'internal_error'),
-  '502': json('UnifiedResult', 'upstream_error: the upstream answered something unusable'),
-  '503': json('UnifiedResult', 'unavailable: circuit open, bulkhead full, upstream down, draining'),
-  '504': json('UnifiedResult', 'timeout: no final answer before the deadline'),
-};
+/** The running routes, as the examples use them. */
+interface Scene {
+  routes: readonly RouteRuntime[];
+  /** A target no route has. */
+  unknownTarget: string;
+}
+
+/** A task id every provider of the route accepts (the route's own check), near `preferred`. */
+function taskIdFor(route: RouteRuntime, preferred: number): string | undefined {
+  return [String(preferred), '1'].find((id) =>
+    route.chain.every((p) => p.provider.checkTaskId(id) === undefined),
+  );
+}
+
+/** One `/cancel` body per route (a real target, a task id its providers accept). */
+function cancelExamples(scene: Scene): CancelRequest[] {
+  const bodies: CancelRequest[] = [];
+  for (const [i, route] of scene.routes.slice(0, MAX_EXAMPLES).entries()) {
+    const taskId = taskIdFor(route, 1001 + i);
+    if (taskId === undefined) continue;
+    const reason = i === 0 ? { reason: 'ordered by mistake' } : {};
+    bodies.push(CancelRequestSchema.parse({ target: route.target, taskId, ...reason }));
+  }
+  return bodies;
+}
 
 /**
- * The OpenAPI 3.1 document of the gateway, built from the zod schemas that validate requests
- * (`CancelRequestSchema`, `BatchRequestSchema`) and that the tests check every answer against.
+ * An answer with `code` (none: canceled), with the fields the gateway fills at that stage, checked
+ * against the result schema.
  */
-export function buildOpenApi(version: string): JsonSchema {
-  const security = [{ bearer: [] }, { apiKey: [] }];
+function answerExample(
+  scene: Scene,
+  code: ErrorCode | undefined,
+  requestId: string,
+): z.output<typeof UnifiedResultSchema> {
+  const [route] = scene.routes;
+  const provider = route?.chain[0];
+  const outcome: Outcome = code === undefined ? 'canceled' : ERROR_CODES[code];
+  const taskId = (route === undefined ? undefined : taskIdFor(route, 1001)) ?? '1001';
+  const target = route === undefined ? {} : { target: route.target };
+  const upstream =
+    provider === undefined ? {} : { provider: provider.name, protocol: provider.provider.protocol };
+  const attempts =
+    provider === undefined
+      ? {}
+      : {
+          attempts: [
+            {
+              provider: provider.name,
+              outcome,
+              durationMs: 12,
+              ...(code === undefined ? {} : { errorCode: code }),
+            },
+          ],
+        };
+  const message = OUTCOME_TEXT[outcome];
+  let body: UnifiedResult;
+  if (code === undefined) {
+    body = { ok: true, outcome, retryable: false, requestId, ...target, ...upstream, taskId };
+    Object.assign(body, attempts);
+  } else if (REQUEST_CODES.has(code)) {
+    // The in-flight conflict is the one conflict worth retrying as it is.
+    const retryable = code === 'IDEMPOTENCY_KEY_IN_FLIGHT' ? { retryable: true } : {};
+    body = gatewayFailure(requestId, ERROR_CODES[code], code, message, retryable);
+  } else if (code === 'UNKNOWN_TARGET') {
+    body = gatewayFailure(requestId, ERROR_CODES[code], code, message, {
+      target: scene.unknownTarget,
+      taskId,
+    });
+  } else if (code === 'TASK_ID_OUT_OF_RANGE') {
+    body = gatewayFailure(requestId, ERROR_CODES[code], code, message, {
+      ...target,
+      ...upstream,
+      taskId,
+    });
+  } else if (code === 'FORBIDDEN') {
+    body = gatewayFailure(requestId, ERROR_CODES[code], code, message, { ...target, taskId });
+  } else {
+    body = gatewayFailure(requestId, ERROR_CODES[code], code, message, {
+      ...target,
+      ...upstream,
+      taskId,
+      ...attempts,
+    });
+  }
+  body.durationMs = 14;
+  return UnifiedResultSchema.parse(body);
+}
+
+/** The answers one operation can give, grouped by status, with an example per code. */
+function unifiedResponses(
+  scene: Scene,
+  codes: readonly ErrorCode[],
+  headers: (status: number) => OpenApiObject,
+  limits: Partial<Record<number, string>>,
+): Record<string, OpenApiObject> {
+  const byStatus = new Map<number, { outcomes: Set<Outcome>; codes: ErrorCode[] }>();
+  for (const code of codes) {
+    const status = httpStatusOf(ERROR_CODES[code], code);
+    const group = byStatus.get(status) ?? { outcomes: new Set<Outcome>(), codes: [] };
+    group.outcomes.add(ERROR_CODES[code]);
+    group.codes.push(code);
+    byStatus.set(status, group);
+  }
+  const responses: Record<string, OpenApiObject> = {};
+  for (const [status, group] of [...byStatus].sort(([a], [b]) => a - b)) {
+    const outcomes = [...group.outcomes];
+    const description = [
+      outcomes.map((o) => `${o}: ${OUTCOME_TEXT[o]}`).join('; '),
+      `error.code: ${group.codes.join(', ')}`,
+      limits[status],
+    ]
+      .filter((part) => part !== undefined)
+      .join('. ');
+    responses[String(status)] = {
+      description,
+      headers: headers(status),
+      content: {
+        'application/json': {
+          schema: {
+            allOf: [
+              ref('schemas', 'UnifiedResult'),
+              {
+                type: 'object',
+                properties: {
+                  ok: { const: false },
+                  outcome: { enum: outcomes },
+                  error: { type: 'object', properties: { code: { enum: group.codes } } },
+                },
+              },
+            ],
+          },
+          examples: Object.fromEntries(
+            group.codes.map((code) => [
+              code,
+              {
+                summary: `${ERROR_CODES[code]}: ${code}`,
+                value: answerExample(scene, code, 'req-1'),
+              },
+            ]),
+          ),
+        },
+      },
+    };
+  }
+  return responses;
+}
+
+/** The request headers the gateway reads, and the limits it applies to them. */
+function headerParameters(): Record<string, OpenApiObject> {
+  return {
+    XRequestId: {
+      name: 'X-Request-Id',
+      in: 'header',
+      required: false,
+      description:
+        `Any value is accepted. It is echoed (as \`requestId\` and in the \`X-Request-Id\` response ` +
+        `header), logged and sent upstream when it matches \`${REQUEST_ID_PATTERN}\`; any other ` +
+        'value is replaced by a generated UUID.',
+      schema: { type: 'string' },
+      example: 'order-4711-cancel',
+    },
+    IdempotencyKey: {
+      name: 'Idempotency-Key',
+      in: 'header',
+      required: false,
+      description:
+        `1 to ${IDEMPOTENCY_KEY_MAX} visible ASCII characters, else 400 INVALID_REQUEST. The same ` +
+        'key with the same body answers the first answer again (`replayed: true`) without calling ' +
+        'the upstream; while that first request runs, 409 IDEMPOTENCY_KEY_IN_FLIGHT (retryable, ' +
+        'Retry-After); with another body, 422 IDEMPOTENCY_KEY_REUSED (outcome invalid_request). ' +
+        'Keys are scoped by API key; retryable answers are not kept, so a retry really retries.',
+      schema: {
+        type: 'string',
+        minLength: 1,
+        maxLength: IDEMPOTENCY_KEY_MAX,
+        pattern: IDEMPOTENCY_KEY_PATTERN,
+      },
+      example: 'cancel-order-4711',
+    },
+    Traceparent: {
+      name: 'traceparent',
+      in: 'header',
+      required: false,
+      description:
+        'W3C Trace Context, `00-<32 hex trace id>-<16 hex parent id>-<2 hex flags>`. Accepted and ' +
+        'ignored for now: the gateway neither validates nor continues it.',
+      schema: { type: 'string' },
+      example: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01',
+    },
+    Tracestate: {
+      name: 'tracestate',
+      in: 'header',
+      required: false,
+      description:
+        'W3C Trace Context vendor state. Accepted and ignored for now, like traceparent.',
+      schema: { type: 'string' },
+      example: 'rojo=00f067aa0ba902b7',
+    },
+  };
+}
+
+/** Response headers, referenced from every answer that carries them. */
+function responseHeaders(): Record<string, OpenApiObject> {
+  return {
+    XRequestId: {
+      description: "This request's id: the caller's `X-Request-Id` when it was kept, else a UUID.",
+      required: true,
+      schema: { type: 'string' },
+    },
+    RetryAfter: {
+      description:
+        'Seconds to wait before retrying, when known: rate limits, an open circuit, a full ' +
+        'bulkhead, draining, an Idempotency-Key still running.',
+      required: false,
+      schema: { type: 'integer', minimum: 1 },
+    },
+    WwwAuthenticate: {
+      description: 'The scheme to authenticate with.',
+      required: true,
+      schema: { type: 'string' },
+      example: 'Bearer realm="cancel-gateway"',
+    },
+    ServerTiming: {
+      description: "The answer's time split into the gateway's own and the upstream attempts'.",
+      required: false,
+      schema: { type: 'string' },
+      example: 'gateway;dur=1.2, upstream;dur=12.8',
+    },
+    Allow: {
+      description: 'The method this path accepts.',
+      required: true,
+      schema: { type: 'string' },
+    },
+  };
+}
+
+const json = (schemaObject: OpenApiObject, extra: OpenApiObject = {}): OpenApiObject => ({
+  'application/json': { schema: schemaObject, ...extra },
+});
+
+/**
+ * The OpenAPI 3.1 document of the gateway under one applied config: schemas from the zod schemas
+ * that validate requests and results, statuses from the outcome and error-code tables, security
+ * only when `auth` is configured, and examples from the running routes.
+ */
+export function buildOpenApi(active: ActiveConfig, version: string): OpenApiObject {
+  const { runtime } = active;
+  const { config } = runtime.loaded;
+  const authOn = active.auth.enabled;
+  const restricted = config.auth?.apiKeys.some((k) => k.targets !== undefined) ?? false;
+  let unknownTarget = 'no-such-target';
+  while (runtime.routes.has(unknownTarget)) unknownTarget += '-x';
+  const scene: Scene = { routes: [...runtime.routes.values()], unknownTarget };
+
+  const protectedOp = authOn ? { security: [{ bearer: [] }, { apiKey: [] }] } : {};
+  const authCodes: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
+    ...(authOn ? [] : (['UNAUTHORIZED'] as const)),
+    ...(authOn && restricted ? [] : (['FORBIDDEN'] as const)),
+  ]);
+  const answerable = (code: ErrorCode): boolean => !authCodes.has(code);
+
+  const headersFor =
+    (cancel: boolean) =>
+    (status: number): OpenApiObject => ({
+      'X-Request-Id': ref('headers', 'XRequestId'),
+      ...(RETRY_AFTER_STATUSES.has(status) ? { 'Retry-After': ref('headers', 'RetryAfter') } : {}),
+      ...(status === 401 ? { 'WWW-Authenticate': ref('headers', 'WwwAuthenticate') } : {}),
+      ...(cancel && status !== 500 ? { 'Server-Timing': ref('headers', 'ServerTiming') } : {}),
+    });
+  const plainHeaders = { 'X-Request-Id': ref('headers', 'XRequestId') };
+  const commonParameters = [
+    ref('parameters', 'XRequestId'),
+    ref('parameters', 'Traceparent'),
+    ref('parameters', 'Tracestate'),
+  ];
+  const limits = (bytes: number): Partial<Record<number, string>> => ({
+    413: `Bodies over ${bytes} bytes are refused before they are read to the end`,
+  });
+
+  const cancelBodies = cancelExamples(scene);
+  const canceledExample = answerExample(scene, undefined, 'order-4711-cancel');
+  const batchItems = scene.routes.slice(0, MAX_BATCH_ITEMS).flatMap((route, i) => {
+    const taskId = taskIdFor(route, 2001 + i);
+    return taskId === undefined ? [] : [{ target: route.target, taskId }];
+  });
+  const batchBody =
+    batchItems.length === 0 ? undefined : BatchRequestSchema.parse({ items: batchItems });
+  const batchAnswer = BatchResultSchema.parse({
+    requestId: 'batch-1',
+    results: (batchBody?.items ?? []).map((item, i) => {
+      const route = runtime.routes.get(item.target);
+      const provider = route?.chain[0];
+      return {
+        ok: true,
+        outcome: 'canceled',
+        retryable: false,
+        requestId: `batch-1.${i}`,
+        target: item.target,
+        ...(provider === undefined
+          ? {}
+          : {
+              provider: provider.name,
+              protocol: provider.provider.protocol,
+              attempts: [{ provider: provider.name, outcome: 'canceled', durationMs: 12 }],
+            }),
+        taskId: item.taskId,
+        durationMs: 13,
+      };
+    }),
+    summary: batchBody === undefined ? {} : { canceled: batchBody.items.length },
+    durationMs: 15,
+  });
+  const providers = Object.fromEntries(
+    [...runtime.providers].map(([name, p]) => [
+      name,
+      { circuit: 'closed', protocol: p.provider.protocol },
+    ]),
+  );
+  const readyExample = ReadyzSchema.parse({
+    status: 'ready',
+    configVersion: runtime.loaded.version,
+    providers,
+    state: 'ok',
+  });
+  const routesExample = RoutesSchema.parse({
+    configVersion: runtime.loaded.version,
+    routes: scene.routes.map((route) => ({
+      target: route.target,
+      timeoutMs: route.timeoutMs,
+      chain: route.chain.map((p) => ({
+        provider: p.name,
+        protocol: p.provider.protocol,
+        circuit: 'closed',
+      })),
+    })),
+  });
+
+  const cancelCodes = ALL_CODES.filter((code) => !PATH_CODES.has(code) && answerable(code));
+  const batchCodes = BATCH_ENVELOPE_CODES.filter(answerable);
+  const routesCodes = (['UNAUTHORIZED', 'INTERNAL_ERROR'] as const).filter(answerable);
+  const statusCodes = ['INTERNAL_ERROR'] as const;
+
   return {
     openapi: '3.1.0',
     info: {
       title: 'cancel-gateway',
       version,
       description:
-        'One JSON endpoint to cancel tasks in Dyn (REST, SOAP) and methodcall upstreams, with one result shape.',
+        'One JSON endpoint to cancel tasks in Dyn (REST, SOAP) and methodcall upstreams, with one ' +
+        `result shape. This document describes the config in force (configVersion ` +
+        `${runtime.loaded.version}): its routes in the examples, ` +
+        (authOn
+          ? 'and its API keys (`Authorization: Bearer <key>` or `X-API-Key`). '
+          : 'and no auth: every caller is accepted. ') +
+        'An unknown path answers 404 (NOT_FOUND) and another method on a known path 405 ' +
+        '(METHOD_NOT_ALLOWED, with `Allow`), both in the unified shape (components.responses).',
+      'x-config-version': runtime.loaded.version,
     },
     paths: {
       '/cancel': {
         post: {
           operationId: 'cancel',
           summary: 'Cancel one task on a target',
-          security,
-          parameters: [
-            {
-              name: 'X-Request-Id',
-              in: 'header',
-              required: false,
-              schema: { type: 'string', maxLength: 128 },
-              description: 'Echoed in the answer and sent upstream where the protocol allows.',
-            },
-          ],
+          ...protectedOp,
+          parameters: [...commonParameters, ref('parameters', 'IdempotencyKey')],
           requestBody: {
             required: true,
-            content: {
-              'application/json': { schema: { $ref: '#/components/schemas/CancelRequest' } },
-            },
+            description:
+              '`application/json` (or `application/*+json`), UTF-8, at most ' +
+              `${config.server.bodyLimitBytes} bytes.`,
+            content: json(ref('schemas', 'CancelRequest'), {
+              examples: Object.fromEntries(cancelBodies.map((value) => [value.target, { value }])),
+            }),
           },
-          responses: UNIFIED_ANSWERS,
+          responses: {
+            '200': {
+              description: `canceled: ${OUTCOME_TEXT.canceled} (or had, for a replayed answer)`,
+              headers: headersFor(true)(200),
+              content: json(
+                {
+                  allOf: [
+                    ref('schemas', 'UnifiedResult'),
+                    {
+                      type: 'object',
+                      properties: { ok: { const: true }, outcome: { const: 'canceled' } },
+                    },
+                  ],
+                },
+                { examples: { canceled: { value: canceledExample } } },
+              ),
+            },
+            ...unifiedResponses(
+              scene,
+              cancelCodes,
+              headersFor(true),
+              limits(config.server.bodyLimitBytes),
+            ),
+          },
         },
       },
       '/cancel/batch': {
         post: {
           operationId: 'cancelBatch',
-          summary: 'Cancel up to 100 tasks; results in order, with a summary',
-          security,
+          summary: `Cancel up to ${MAX_BATCH_ITEMS} tasks; results in order, with a summary`,
+          description:
+            'Items run with the rules of `POST /cancel` (Idempotency-Key aside: it is not read ' +
+            "here); each item's answer, failures included, is in its place in `results`.",
+          ...protectedOp,
+          parameters: commonParameters,
           requestBody: {
             required: true,
-            content: {
-              'application/json': { schema: { $ref: '#/components/schemas/BatchRequest' } },
-            },
+            description:
+              '`application/json` (or `application/*+json`), UTF-8, at most ' +
+              `${config.server.batchBodyLimitBytes} bytes.`,
+            content: json(ref('schemas', 'BatchRequest'), {
+              ...(batchBody === undefined ? {} : { examples: { batch: { value: batchBody } } }),
+            }),
           },
           responses: {
-            '200': json('BatchResult', 'every item answered (each with its own outcome)'),
-            '400': json('UnifiedResult', 'the envelope is invalid'),
-            '401': json('UnifiedResult', 'unauthorized'),
-            '413': json('UnifiedResult', 'payload_too_large'),
-            '503': json('UnifiedResult', 'draining'),
+            '200': {
+              description: 'every item answered, each with its own outcome',
+              headers: plainHeaders,
+              content: json(ref('schemas', 'BatchResult'), {
+                examples: { batch: { value: batchAnswer } },
+              }),
+            },
+            ...unifiedResponses(
+              scene,
+              batchCodes,
+              headersFor(false),
+              limits(config.server.batchBodyLimitBytes),
+            ),
           },
         },
       },
@@ -98,19 +534,14 @@ export function buildOpenApi(version: string): JsonSchema {
         get: {
           operationId: 'healthz',
           summary: 'Liveness',
-          security: [],
+          parameters: commonParameters,
           responses: {
             '200': {
               description: 'the process runs',
-              content: {
-                'application/json': {
-                  schema: {
-                    type: 'object',
-                    properties: { status: { const: 'ok' } },
-                    required: ['status'],
-                  },
-                },
-              },
+              headers: plainHeaders,
+              content: json(ref('schemas', 'Healthz'), {
+                examples: { ok: { value: { status: 'ok' } } },
+              }),
             },
           },
         },
@@ -119,10 +550,23 @@ export function buildOpenApi(version: string): JsonSchema {
         get: {
           operationId: 'readyz',
           summary: 'Readiness',
-          security: [],
+          parameters: commonParameters,
           responses: {
-            '200': json('Readyz', 'ready'),
-            '503': json('Readyz', 'draining'),
+            '200': {
+              description: 'ready',
+              headers: plainHeaders,
+              content: json(ref('schemas', 'Readyz'), {
+                examples: { ready: { value: readyExample } },
+              }),
+            },
+            '503': {
+              description: 'draining',
+              headers: plainHeaders,
+              content: json(ref('schemas', 'Readyz'), {
+                examples: { draining: { value: { ...readyExample, status: 'draining' } } },
+              }),
+            },
+            ...unifiedResponses(scene, statusCodes, headersFor(false), {}),
           },
         },
       },
@@ -130,12 +574,14 @@ export function buildOpenApi(version: string): JsonSchema {
         get: {
           operationId: 'metrics',
           summary: 'Prometheus metrics',
-          security: [],
+          parameters: commonParameters,
           responses: {
             '200': {
               description: 'Prometheus text exposition format',
+              headers: plainHeaders,
               content: { 'text/plain': { schema: { type: 'string' } } },
             },
+            ...unifiedResponses(scene, statusCodes, headersFor(false), {}),
           },
         },
       },
@@ -143,22 +589,32 @@ export function buildOpenApi(version: string): JsonSchema {
         get: {
           operationId: 'routes',
           summary: 'Targets with their provider chain, protocol and circuit state',
-          security,
+          ...protectedOp,
+          parameters: commonParameters,
           responses: {
-            '200': json('Routes', 'the routing in force'),
-            '401': json('UnifiedResult', 'unauthorized'),
+            '200': {
+              description: authOn
+                ? 'the routing in force: the targets this key may use'
+                : 'the routing in force',
+              headers: plainHeaders,
+              content: json(ref('schemas', 'Routes'), {
+                examples: { routes: { value: routesExample } },
+              }),
+            },
+            ...unifiedResponses(scene, routesCodes, headersFor(false), {}),
           },
         },
       },
       '/openapi.json': {
         get: {
           operationId: 'openapi',
-          summary: 'This document',
-          security: [],
+          summary: 'This document, for the config in force',
+          parameters: commonParameters,
           responses: {
             '200': {
               description: 'OpenAPI 3.1',
-              content: { 'application/json': { schema: { type: 'object' } } },
+              headers: plainHeaders,
+              content: json({ type: 'object' }),
             },
           },
         },
@@ -170,13 +626,43 @@ export function buildOpenApi(version: string): JsonSchema {
         BatchRequest: schema(BatchRequestSchema, 'input'),
         UnifiedResult: schema(UnifiedResultSchema, 'output'),
         BatchResult: schema(BatchResultSchema, 'output'),
+        Healthz: schema(HealthzSchema, 'output'),
         Readyz: schema(ReadyzSchema, 'output'),
         Routes: schema(RoutesSchema, 'output'),
       },
-      securitySchemes: {
-        bearer: { type: 'http', scheme: 'bearer', description: 'Authorization: Bearer <key>' },
-        apiKey: { type: 'apiKey', in: 'header', name: 'X-API-Key' },
+      parameters: headerParameters(),
+      headers: responseHeaders(),
+      responses: {
+        NotFound: {
+          description: 'any unknown path: invalid_request, error.code NOT_FOUND',
+          headers: plainHeaders,
+          content: json(ref('schemas', 'UnifiedResult'), {
+            examples: { NOT_FOUND: { value: answerExample(scene, 'NOT_FOUND', 'req-1') } },
+          }),
+        },
+        MethodNotAllowed: {
+          description:
+            'another method on a known path: invalid_request, error.code METHOD_NOT_ALLOWED',
+          headers: { ...plainHeaders, Allow: ref('headers', 'Allow') },
+          content: json(ref('schemas', 'UnifiedResult'), {
+            examples: {
+              METHOD_NOT_ALLOWED: { value: answerExample(scene, 'METHOD_NOT_ALLOWED', 'req-1') },
+            },
+          }),
+        },
       },
+      ...(authOn
+        ? {
+            securitySchemes: {
+              bearer: {
+                type: 'http',
+                scheme: 'bearer',
+                description: 'Authorization: Bearer <key>',
+              },
+              apiKey: { type: 'apiKey', in: 'header', name: 'X-API-Key' },
+            },
+          }
+        : {}),
     },
   };
 }

@@ -1,7 +1,7 @@
 import type { RequestHandler } from 'express';
 import { gatewayFailure } from '../core/result';
-import type { HttpContext } from './context';
-import { buildOpenApi } from './openapi';
+import type { ActiveConfig, HttpContext } from './context';
+import { buildOpenApi, type OpenApiObject } from './openapi';
 import { requestIdOf } from './request-id';
 import { respond, respondJson } from './respond';
 
@@ -65,10 +65,19 @@ export function routes(ctx: HttpContext): RequestHandler {
   };
 }
 
-/** `GET /openapi.json`: built once from the zod schemas. */
-export function openapi(version: string): RequestHandler {
-  const document = buildOpenApi(version);
+/**
+ * `GET /openapi.json`: the document of the config in force, built on its first request and kept
+ * with that config, so a reload (other routes, auth on or off) serves another document.
+ */
+export function openapi(ctx: HttpContext, version: string): RequestHandler {
+  const built = new WeakMap<ActiveConfig, OpenApiObject>();
   return (_req, res) => {
+    const active = ctx.active();
+    let document = built.get(active);
+    if (document === undefined) {
+      document = buildOpenApi(active, version);
+      built.set(active, document);
+    }
     respondJson(res, 200, document);
   };
 }

@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import type { RequestHandler, Response } from 'express';
 
-const SAFE_ID = /^[A-Za-z0-9._:@-]{1,128}$/;
+/** A caller's `X-Request-Id` is echoed and logged only when it matches this. */
+export const SAFE_ID = /^[A-Za-z0-9._:@-]{1,128}$/;
 
 /** The caller's `X-Request-Id` when it is safe to echo and log, else a fresh UUID. */
 export function requestIdFrom(header: string | string[] | undefined): string {

@@ -1,4 +1,5 @@
 import type { Dispatcher } from 'undici';
+import { errorCode } from './transport-errors';
 
 export type ResponseHeaders = Record<string, string | string[] | undefined>;
 
@@ -35,6 +36,30 @@ function reasonOf(signal: AbortSignal): Error {
 }
 
 /**
+ * A pooled socket the server closed while it sat idle (Dyn's nginx closes idle keep-alive
+ * connections; the close can cross a request just written): the request failed before any byte
+ * of an answer came back, so it never reached the upstream's application.
+ */
+const CLOSED_UNDER_US = new Set(['ECONNRESET', 'EPIPE', 'UND_ERR_SOCKET']);
+
+/**
+ * One request/response through an undici pool, read into a string with a size cap. A request
+ * whose connection closed before any byte of an answer arrived is sent once more at once, on
+ * another connection: that is how a socket the server closed while idle shows, and the cancel
+ * certainly did not run. A connection cut after the answer began is never retried.
+ */
+export async function exchange(
+  dispatcher: Dispatcher,
+  request: ExchangeRequest,
+): Promise<Exchange> {
+  const first = await exchangeOnce(dispatcher, request);
+  if (first.kind !== 'failed' || request.signal.aborted) return first;
+  const code = errorCode(first.error);
+  if (code === undefined || !CLOSED_UNDER_US.has(code)) return first;
+  return exchangeOnce(dispatcher, request);
+}
+
+/**
  * One request/response through an undici pool, read into a string with a size cap.
  *
  * This is undici's `dispatch` with a handler that collects the body chunks itself: `request()`
@@ -43,7 +68,7 @@ function reasonOf(signal: AbortSignal): Error {
  * those of `request()` + reading the body: 1xx answers are skipped, a fired signal aborts the
  * exchange (and settles it at once, even while the request still waits for a pooled connection).
  */
-export function exchange(dispatcher: Dispatcher, request: ExchangeRequest): Promise<Exchange> {
+function exchangeOnce(dispatcher: Dispatcher, request: ExchangeRequest): Promise<Exchange> {
   const { signal, maxBytes } = request;
   if (signal.aborted) return Promise.resolve({ kind: 'failed', error: reasonOf(signal) });
   return new Promise((resolve) => {

@@ -13,6 +13,8 @@ export interface ProviderDeps {
   store: StateStore;
   /** Time for rate limits, job polling and session back-off. */
   clock: Clock;
+  /** Sent as `User-Agent` on every upstream call: `cancel-gateway/<version>`. */
+  userAgent: string;
 }
 
 /** What a provider gets with each call. */

@@ -20,7 +20,8 @@ const RESET_CODES = new Set([
   'ECONNABORTED',
 ]);
 
-function errorCode(err: unknown): string | undefined {
+/** The first `code` on an error or its causes (undici wraps socket errors). */
+export function errorCode(err: unknown): string | undefined {
   let current: unknown = err;
   for (let depth = 0; depth < 4 && current !== null && typeof current === 'object'; depth++) {
     const code = (current as { code?: unknown }).code;

@@ -13,19 +13,37 @@ export type DynBehaviour =
   | { kind: 'not-found' }
   | { kind: 'already-complete' }
   | { kind: 'illegal-operation' }
+  /**
+   * "zone: Operation blocked by current task" with the blocking task's name and id (HTTP 400);
+   * REST may wrap it in the legacy one-element array.
+   */
+  | { kind: 'blocked'; arrayWrapped?: boolean }
   | { kind: 'token-expired-once' }
   /** Every session is expired by the time it reaches this task: re-login must not loop. */
   | { kind: 'token-expired-always' }
-  /** REST: 307 to the job. SOAP has no redirect and answers `incomplete` instead. */
-  | { kind: 'redirect-job'; polls?: number }
+  /**
+   * REST: 307 to the job. SOAP has no redirect and answers `incomplete` instead. While the job
+   * runs, a poll answers `incomplete` (default), a 307 to the job again, or a 307 without a
+   * `Location` (REST only; SOAP answers `incomplete`).
+   */
+  | { kind: 'redirect-job'; polls?: number; pollAnswer?: JobPollAnswer }
   | { kind: 'incomplete-job'; polls?: number }
+  /** `incomplete` with `job_id: null`: accepted, with no job to poll. */
+  | { kind: 'incomplete-without-job' }
   | { kind: 'job-never-finishes' }
-  | { kind: 'rate-limited'; retryAfterSeconds?: number }
+  /** Accepted as a job (the cancel happens), then the job is forgotten: polls say "No such job". */
+  | { kind: 'job-lost' }
+  /**
+   * HTTP 429. Status only by default, as every recorded Dyn 429; `retryAfterSeconds` adds a
+   * `Retry-After` header and `withBody` the `RATE_LIMIT_EXCEEDED` envelope.
+   */
+  | { kind: 'rate-limited'; retryAfterSeconds?: number; withBody?: boolean }
   /** HTTP 503 with an HTML body, as a load balancer answers. */
   | { kind: 'unavailable' }
   /** HTTP 500 with a body that is neither JSON nor SOAP. */
   | { kind: 'garbage-500' }
-  | { kind: 'service-unavailable' }
+  /** Dyn's SERVICE_UNAVAILABLE envelope, with HTTP 400 (default) or e.g. 503 over REST. */
+  | { kind: 'service-unavailable'; httpStatus?: number }
   | { kind: 'slow'; delayMs: number; then?: DynBehaviour }
   /** Holds the answer until `releaseHeld()`, then cancels: for tests of concurrency. */
   | { kind: 'hold' }
@@ -34,7 +52,24 @@ export type DynBehaviour =
   | { kind: 'invalid-data' }
   /** REST: the legacy one-element-array envelope. SOAP: a plain failure. */
   | { kind: 'array-wrapped-error' }
-  | { kind: 'session-busy' }
+  /**
+   * "token: This session already has a job running" (`OPERATION_FAILED`), as HTTP 400 with
+   * `status: running` (default) or HTTP 200 `failure`; for the first `times` cancels (default:
+   * every one), then the cancel goes through.
+   */
+  | { kind: 'session-busy'; style?: 'running-400' | 'failure-200'; times?: number }
+  /** A success whose `data` names another task. */
+  | { kind: 'other-task'; taskId: string }
+  /** A success with `data: null` and `job_id: null`. */
+  | { kind: 'null-fields' }
+  /** The answer of `then` (default `ok`), sent chunked without a `Content-Length`. */
+  | { kind: 'chunked'; then?: DynBehaviour }
+  /**
+   * The connection is closed without a byte of answer if this request came on a reused
+   * keep-alive connection (once), as a server closing an idle socket under a request does.
+   * The cancel is not applied then; on a fresh connection it is.
+   */
+  | { kind: 'drop-if-reused' }
   /** A 200 whose body is not parseable (not JSON, not XML). */
   | { kind: 'malformed' }
   /** A success whose task carries a 300 KB message: larger than the providers' default cap. */
@@ -43,6 +78,9 @@ export type DynBehaviour =
   | { kind: HostileKind }
   /** A failure with an error code Dyn never documented. */
   | { kind: 'unknown-code' };
+
+/** How a REST job poll answers while the job still runs. */
+export type JobPollAnswer = 'incomplete' | 'redirect' | 'redirect-without-location';
 
 /** Broken answers each simulator renders in its own wire format. */
 export type HostileKind =
@@ -67,19 +105,27 @@ export interface SimMessage {
 /** A Dyn answer before it is rendered: HTTP status, envelope fields. */
 export interface DynAnswer {
   httpStatus: number;
-  status: 'success' | 'failure' | 'incomplete';
-  jobId: string;
+  /** `running` is how Dyn reports "This session already has a job running" over REST. */
+  status: 'success' | 'failure' | 'incomplete' | 'running';
+  /** `null` renders as JSON `null` (REST) or no `job_id` element (SOAP). */
+  jobId: string | null;
   msgs: SimMessage[];
   /** A task record (snake_case, as Dyn sends it), login data, or null. */
   data: Record<string, unknown> | null;
+  /** REST: render `data` as JSON `null` rather than `{}` when there is none. */
+  nullData?: boolean;
   headers?: Record<string, string>;
   /** REST only: wrap the envelope in a one-element array. */
   arrayWrapped?: boolean;
+  /** Send the body chunked, without a `Content-Length`. */
+  chunked?: boolean;
+  /** A 429 as Dyn sends it: the status and headers, no body. */
+  statusOnly?: boolean;
 }
 
 export type BackendResult =
   | { kind: 'answer'; answer: DynAnswer }
-  | { kind: 'job'; jobId: string; style: 'redirect' | 'incomplete' }
+  | { kind: 'job'; jobId: string | null; style: 'redirect' | 'incomplete' }
   | { kind: 'unavailable' }
   | { kind: 'garbage-500' }
   | { kind: 'malformed' }
@@ -95,7 +141,14 @@ interface Job {
   token: string;
   remainingPolls: number;
   result: DynAnswer;
+  /** How a poll answers while `remainingPolls` > 0. */
+  pollAnswer: JobPollAnswer;
 }
+
+/** A job poll's answer: the job's envelope, or (REST) a redirect while it runs. */
+export type JobResult =
+  | { kind: 'answer'; answer: DynAnswer }
+  | { kind: 'redirect'; jobId: string; withLocation: boolean };
 
 export const msg = (
   info: string,
@@ -104,19 +157,27 @@ export const msg = (
   source = 'BLL',
 ): SimMessage => ({ source, lvl, errCd, info });
 
+/** What the front end tells the back end about the request being answered. */
+export interface CancelIo {
+  /** Waits `ms` unless the client goes away first; false when it did. */
+  wait(ms: number): Promise<boolean>;
+  /** The request came on a keep-alive connection that carried an earlier request. */
+  reused: boolean;
+}
+
 export interface DynBackend {
   readonly account: DynAccount;
   login(customerName: unknown, userName: unknown, password: unknown): DynAnswer;
   logout(token: string): DynAnswer;
   /** The answer for a token that is not (or no longer) a session, else undefined. */
   checkToken(token: string | undefined): DynAnswer | undefined;
-  cancel(
-    token: string,
-    taskId: string,
-    stillThere: (ms: number) => Promise<boolean>,
-  ): Promise<BackendResult | undefined>;
-  job(token: string, jobId: string): DynAnswer;
+  cancel(token: string, taskId: string, io: CancelIo): Promise<BackendResult | undefined>;
+  job(token: string, jobId: string): JobResult;
   getTask(taskId: string): DynAnswer;
+  /** `GET /REST/Session/` and SOAP `SessionIsAlive` for a live session. */
+  isAlive(): DynAnswer;
+  /** `PUT /REST/Session/` and SOAP `SessionKeepAlive` for a live session. */
+  keepAlive(): DynAnswer;
   setBehaviour(taskId: string | number, behaviour: DynBehaviour): void;
   releaseHeld(): void;
   activeSessions(): number;
@@ -136,6 +197,9 @@ export function createDynBackend(account: Partial<DynAccount> & SimulatorMemory 
   const tasks = new Map<string, Record<string, unknown>>();
   const jobs = new Map<string, Job>();
   const expiredOnce = new Set<string>();
+  /** Cancels answered "busy" so far, per task (for `session-busy` with `times`). */
+  const busyCount = new Map<string, number>();
+  const dropped = new Set<string>();
   let held: (() => void)[] = [];
   const releaseHeld = (): void => {
     const waiting = held;
@@ -163,12 +227,18 @@ export function createDynBackend(account: Partial<DynAccount> & SimulatorMemory 
     data: Record<string, unknown> | null = null,
   ) => answer(httpStatus, 'failure', [m], data);
 
-  /** Dyn allows one running job per session. */
-  const sessionBusy = (): DynAnswer =>
-    failure(
-      400,
-      msg('token: This session already has a job running', 'OPERATION_FAILED', 'ERROR', 'API-B'),
+  /** Dyn allows one running job per session; denominator recorded it as HTTP 400 `running`. */
+  const sessionBusy = (style: 'running-400' | 'failure-200' = 'running-400'): DynAnswer => {
+    const busy = msg(
+      'token: This session already has a job running',
+      'OPERATION_FAILED',
+      'ERROR',
+      'API-B',
     );
+    return style === 'running-400'
+      ? answer(400, 'running', [busy])
+      : answer(200, 'failure', [busy]);
+  };
 
   function taskOf(id: string): Record<string, unknown> {
     let task = tasks.get(id);
@@ -210,9 +280,10 @@ export function createDynBackend(account: Partial<DynAccount> & SimulatorMemory 
     id: string,
     polls: number,
     style: 'redirect' | 'incomplete',
+    pollAnswer: JobPollAnswer = 'incomplete',
   ): BackendResult {
     const jobId = String(nextJobId++);
-    jobs.set(jobId, { token, remainingPolls: polls, result: cancelNow(id) });
+    jobs.set(jobId, { token, remainingPolls: polls, result: cancelNow(id), pollAnswer });
     trimOldest(jobs, limit);
     return { kind: 'job', jobId, style };
   }
@@ -224,7 +295,7 @@ export function createDynBackend(account: Partial<DynAccount> & SimulatorMemory 
     token: string,
     id: string,
     b: DynBehaviour,
-    stillThere: (ms: number) => Promise<boolean>,
+    io: CancelIo,
   ): Promise<BackendResult | undefined> {
     const out = (a: DynAnswer): BackendResult => ({ kind: 'answer', answer: a });
     switch (b.kind) {
@@ -237,6 +308,16 @@ export function createDynBackend(account: Partial<DynAccount> & SimulatorMemory 
         return out(cancelNow(id));
       case 'illegal-operation':
         return out(failure(400, msg('task: Task cannot be canceled now', 'ILLEGAL_OPERATION')));
+      case 'blocked': {
+        // denominator's `taskBlocking` fixture: the blocking task is named in two INFO lines.
+        const a = answer(400, 'failure', [
+          msg('zone: Operation blocked by current task', 'ILLEGAL_OPERATION'),
+          msg('task_name: ProvisionZone', null),
+          msg('task_id: 39120953', null),
+        ]);
+        if (b.arrayWrapped === true) a.arrayWrapped = true;
+        return out(a);
+      }
       case 'token-expired-once':
         if (!expiredOnce.has(id)) {
           expiredOnce.add(id);
@@ -248,16 +329,26 @@ export function createDynBackend(account: Partial<DynAccount> & SimulatorMemory 
         sessions.delete(token);
         return out(expired());
       case 'redirect-job':
-        return startJob(token, id, b.polls ?? 1, 'redirect');
+        return startJob(token, id, b.polls ?? 1, 'redirect', b.pollAnswer);
       case 'incomplete-job':
         return startJob(token, id, b.polls ?? 1, 'incomplete');
+      case 'incomplete-without-job':
+        cancelNow(id);
+        return { kind: 'job', jobId: null, style: 'incomplete' };
       case 'job-never-finishes':
         return startJob(token, id, Number.MAX_SAFE_INTEGER, 'redirect');
+      case 'job-lost': {
+        const started = startJob(token, id, 1, 'redirect');
+        // The job ran and is gone, as jobs go with their session.
+        if (started.kind === 'job' && started.jobId !== null) jobs.delete(started.jobId);
+        return started;
+      }
       case 'rate-limited': {
         const a = failure(
           429,
           msg('rate: Too many requests', 'RATE_LIMIT_EXCEEDED', 'ERROR', 'API-A'),
         );
+        if (b.withBody !== true) a.statusOnly = true;
         if (b.retryAfterSeconds !== undefined)
           a.headers = { 'retry-after': String(b.retryAfterSeconds) };
         return out(a);
@@ -269,13 +360,36 @@ export function createDynBackend(account: Partial<DynAccount> & SimulatorMemory 
       case 'service-unavailable':
         return out(
           failure(
-            400,
+            b.httpStatus ?? 400,
             msg('service: The requested service is currently unavailable', 'SERVICE_UNAVAILABLE'),
           ),
         );
       case 'slow':
-        if (!(await stillThere(b.delayMs))) return undefined;
-        return run(token, id, b.then ?? { kind: 'ok' }, stillThere);
+        if (!(await io.wait(b.delayMs))) return undefined;
+        return run(token, id, b.then ?? { kind: 'ok' }, io);
+      case 'chunked': {
+        const result = await run(token, id, b.then ?? { kind: 'ok' }, io);
+        if (result?.kind === 'answer') result.answer.chunked = true;
+        return result;
+      }
+      case 'drop-if-reused':
+        if (io.reused && !dropped.has(id)) {
+          dropped.add(id);
+          return { kind: 'hostile', hostile: 'reset' };
+        }
+        return out(cancelNow(id));
+      case 'other-task': {
+        const a = cancelNow(id);
+        if (a.data !== null) a.data = { ...a.data, task_id: b.taskId };
+        return out(a);
+      }
+      case 'null-fields': {
+        const a = cancelNow(id);
+        a.data = null;
+        a.nullData = true;
+        a.jobId = null;
+        return out(a);
+      }
       case 'hold':
         await new Promise<void>((resolve) => held.push(resolve));
         return out(cancelNow(id));
@@ -318,8 +432,12 @@ export function createDynBackend(account: Partial<DynAccount> & SimulatorMemory 
         if (a.data !== null) a.data.message = 'x'.repeat(300_000);
         return out(a);
       }
-      case 'session-busy':
-        return out(sessionBusy());
+      case 'session-busy': {
+        const seen = busyCount.get(id) ?? 0;
+        if (b.times !== undefined && seen >= b.times) return out(cancelNow(id));
+        busyCount.set(id, seen + 1);
+        return out(sessionBusy(b.style));
+      }
     }
   }
 
@@ -349,36 +467,40 @@ export function createDynBackend(account: Partial<DynAccount> & SimulatorMemory 
     },
     checkToken(token) {
       if (token === undefined || token === '') {
+        // go-dynect #3's capture: `data: null` and `job_id: null`.
         const a = failure(
           404,
           msg('token: required field missing', 'MISSING_DATA', 'ERROR', 'API-A'),
         );
+        a.nullData = true;
+        a.jobId = null;
         return a;
       }
       return sessions.has(token) ? undefined : expired();
     },
-    async cancel(token, id, stillThere) {
-      if (runningJobOf(token)) {
-        return {
-          kind: 'answer',
-          answer: sessionBusy(),
-        };
-      }
-      return run(token, id, behaviours.get(id) ?? { kind: 'ok' }, stillThere);
+    async cancel(token, id, io) {
+      if (runningJobOf(token)) return { kind: 'answer', answer: sessionBusy() };
+      return run(token, id, behaviours.get(id) ?? { kind: 'ok' }, io);
     },
     job(token, jobId) {
       const job = jobs.get(jobId);
       if (job === undefined || job.token !== token)
-        return failure(404, msg('job: No such job', 'NOT_FOUND'));
+        return { kind: 'answer', answer: failure(404, msg('job: No such job', 'NOT_FOUND')) };
       if (job.remainingPolls > 0) {
         job.remainingPolls--;
+        if (job.pollAnswer !== 'incomplete') {
+          return { kind: 'redirect', jobId, withLocation: job.pollAnswer === 'redirect' };
+        }
         const a = answer(200, 'incomplete', [], null);
         a.jobId = jobId;
-        return a;
+        a.nullData = true;
+        return { kind: 'answer', answer: a };
       }
-      return job.result;
+      return { kind: 'answer', answer: job.result };
     },
     getTask: (id) => answer(200, 'success', [], { ...taskOf(id) }),
+    isAlive: () => answer(200, 'success', [msg('isalive: User session is still active', null)]),
+    keepAlive: () => answer(200, 'success', [msg('keepalive: User session extended', null)]),
     setBehaviour(taskId, behaviour) {
       behaviours.set(String(taskId), behaviour);
     },
@@ -392,6 +514,8 @@ export function createDynBackend(account: Partial<DynAccount> & SimulatorMemory 
       tasks.clear();
       jobs.clear();
       expiredOnce.clear();
+      busyCount.clear();
+      dropped.clear();
       releaseHeld();
     },
   };

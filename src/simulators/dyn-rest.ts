@@ -1,4 +1,4 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import {
   callLog,
   createDynBackend,
@@ -9,22 +9,27 @@ import {
   type HostileKind,
 } from './dyn-backend';
 import {
+  connectionOf,
   serve,
   readBody,
   waitUnlessGone,
   type RecordedCall,
+  type ServeOptions,
   type SimulatorMemory,
 } from './http-util';
 
 export type { DynBehaviour } from './dyn-backend';
 
-export interface DynRestSimulatorOptions extends Partial<DynAccount>, SimulatorMemory {
+export interface DynRestSimulatorOptions
+  extends Partial<DynAccount>, SimulatorMemory, ServeOptions {
   port?: number;
   host?: string;
 }
 
 export interface DynRestSimulator {
   url: string;
+  /** The listening server (tests watch its connections). */
+  server: Server;
   /** What a provider's `baseUrl` should be: `<url>/REST`. */
   baseUrl: string;
   calls: RecordedCall[];
@@ -50,8 +55,8 @@ const HTML_503 = '<html><body><h1>503 Service Temporarily Unavailable</h1></body
 function envelope(a: DynAnswer): unknown {
   const env = {
     status: a.status,
-    data: a.data ?? {},
-    job_id: Number(a.jobId),
+    data: a.data ?? (a.nullData === true ? null : {}),
+    job_id: a.jobId === null ? null : Number(a.jobId),
     msgs: a.msgs.map((m) => ({
       INFO: m.info,
       SOURCE: m.source,
@@ -65,8 +70,10 @@ function envelope(a: DynAnswer): unknown {
 /**
  * A real HTTP server faithful to Dyn's REST API as captured in the wild: case-insensitive routes
  * with optional trailing slash, `Content-Type` required (406), `Auth-Token` required (404
- * MISSING_DATA), expired tokens answered with the 2011 capture's HTTP 400 body, 307 + text/html
- * job redirects, one running job per session, and scripted behaviours per task id.
+ * MISSING_DATA, `data` and `job_id` null), expired tokens answered with the 2011 capture's HTTP
+ * 400 body, the session check and keep-alive answered as Dyn does, 307 + text/html job redirects,
+ * one running job per session, keep-alive connections closed only after nginx's 75 s idle time
+ * and never announced, and scripted behaviours per task id.
  */
 export async function startDynRestSimulator(
   options: DynRestSimulatorOptions = {},
@@ -79,33 +86,65 @@ export async function startDynRestSimulator(
     status: number,
     body: unknown,
     headers: Record<string, string> = {},
+    chunked = false,
   ): void => {
     const text = typeof body === 'string' ? body : JSON.stringify(body);
     res.writeHead(status, {
       'content-type': typeof body === 'string' ? 'text/html' : 'application/json',
-      'content-length': Buffer.byteLength(text),
+      // The 2011 captures came chunked, without a Content-Length.
+      ...(chunked ? {} : { 'content-length': Buffer.byteLength(text) }),
       server: 'nginx/1.4.6 (Ubuntu)',
       ...headers,
     });
-    res.end(text);
+    if (chunked && text.length > 1) {
+      const half = Math.floor(text.length / 2);
+      res.write(text.slice(0, half));
+      res.end(text.slice(half));
+    } else {
+      res.end(text);
+    }
   };
   const reply = (res: ServerResponse, a: DynAnswer): void => {
-    send(res, a.httpStatus, envelope(a), a.headers);
+    if (a.statusOnly === true) {
+      // No recorded Dyn 429 has a body or a Retry-After of its own.
+      res.writeHead(a.httpStatus, {
+        'content-length': 0,
+        server: 'nginx/1.4.6 (Ubuntu)',
+        ...a.headers,
+      });
+      res.end();
+      return;
+    }
+    send(res, a.httpStatus, envelope(a), a.headers, a.chunked === true);
+  };
+  /** Dyn's 307 to a job: a relative `Location` and the same path as a text/html body. */
+  const redirectToJob = (res: ServerResponse, jobId: string, withLocation = true): void => {
+    const where = `/REST/Job/${jobId}`;
+    if (withLocation) send(res, 307, where, { location: where });
+    else send(res, 307, '<html><body>307 Temporary Redirect</body></html>');
   };
 
-  async function cancel(res: ServerResponse, token: string, id: string): Promise<void> {
-    const result = await backend.cancel(token, id, (ms) => waitUnlessGone(res, ms));
+  async function cancel(
+    req: IncomingMessage,
+    res: ServerResponse,
+    token: string,
+    id: string,
+  ): Promise<void> {
+    const result = await backend.cancel(token, id, {
+      wait: (ms) => waitUnlessGone(res, ms),
+      reused: connectionOf(req).before > 0,
+    });
     if (result === undefined) return; // the client went away while the answer was slow
     switch (result.kind) {
       case 'answer':
         reply(res, result.answer);
         return;
       case 'job':
-        if (result.style === 'redirect') {
-          const where = `/REST/Job/${result.jobId}`;
-          send(res, 307, where, { location: where });
+        if (result.style === 'redirect' && result.jobId !== null) {
+          redirectToJob(res, result.jobId);
         } else {
-          send(res, 200, { status: 'incomplete', data: null, job_id: Number(result.jobId) });
+          const jobId = result.jobId === null ? null : Number(result.jobId);
+          send(res, 200, { status: 'incomplete', data: null, job_id: jobId });
         }
         return;
       case 'unavailable':
@@ -172,7 +211,15 @@ export async function startDynRestSimulator(
 
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const body = await readBody(req);
-    log.record({ method: req.method ?? '', path: req.url ?? '', headers: req.headers, body });
+    const connection = connectionOf(req);
+    log.record({
+      method: req.method ?? '',
+      path: req.url ?? '',
+      headers: req.headers,
+      body,
+      connection: connection.id,
+      reused: connection.before > 0,
+    });
     const path = ((req.url ?? '').split('?')[0] ?? '').toLowerCase().replace(/\/+$/, '');
     const method = req.method ?? '';
     // Dyn needs the request media type on every call, GETs and DELETEs included.
@@ -199,12 +246,13 @@ export async function startDynRestSimulator(
     }
     if (path === '/rest/session') {
       if (method === 'DELETE') reply(res, backend.logout(token));
-      else send(res, 200, { status: 'success', data: {}, job_id: 0, msgs: [] });
+      else if (method === 'PUT') reply(res, backend.keepAlive());
+      else reply(res, backend.isAlive());
       return;
     }
     const taskId = /^\/rest\/task\/(\d+)$/.exec(path)?.[1];
     if (taskId !== undefined && method === 'DELETE') {
-      await cancel(res, token, taskId);
+      await cancel(req, res, token, taskId);
       return;
     }
     if (taskId !== undefined && method === 'GET') {
@@ -213,11 +261,13 @@ export async function startDynRestSimulator(
     }
     const jobId = /^\/rest\/job\/(\d+)$/.exec(path)?.[1];
     if (jobId !== undefined && method === 'GET') {
-      const a = backend.job(token, jobId);
-      if (a.status === 'incomplete') {
+      const polled = backend.job(token, jobId);
+      if (polled.kind === 'redirect') {
+        redirectToJob(res, polled.jobId, polled.withLocation);
+      } else if (polled.answer.status === 'incomplete') {
         send(res, 200, { status: 'incomplete', data: null, job_id: Number(jobId) });
       } else {
-        reply(res, a);
+        reply(res, polled.answer);
       }
       return;
     }
@@ -229,11 +279,14 @@ export async function startDynRestSimulator(
     });
   };
 
-  const server = await serve(handle, options.port ?? 0, options.host ?? '127.0.0.1');
+  const server = await serve(handle, options.port ?? 0, options.host ?? '127.0.0.1', {
+    ...(options.idleTimeoutMs === undefined ? {} : { idleTimeoutMs: options.idleTimeoutMs }),
+  });
 
   return {
     url: server.url,
     baseUrl: `${server.url}/REST`,
+    server: server.server,
     calls: log.calls,
     waitForCalls: (count) => log.waitUntil((all) => all.length >= count),
     waitUntil: (test) => log.waitUntil(test),

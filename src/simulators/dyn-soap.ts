@@ -12,10 +12,12 @@ import {
   type SimMessage,
 } from './dyn-backend';
 import {
+  connectionOf,
   serve,
   readBody,
   waitUnlessGone,
   type RecordedCall,
+  type ServeOptions,
   type SimulatorMemory,
 } from './http-util';
 
@@ -35,7 +37,8 @@ export interface RecordedSoapCall extends RecordedCall {
  */
 export type SoapFaultMode = 'honour-flag' | 'always-fault';
 
-export interface DynSoapSimulatorOptions extends Partial<DynAccount>, SimulatorMemory {
+export interface DynSoapSimulatorOptions
+  extends Partial<DynAccount>, SimulatorMemory, ServeOptions {
   port?: number;
   host?: string;
 }
@@ -110,7 +113,8 @@ function dataXml(data: Record<string, unknown> | null, attrs = ''): string {
 
 /** `<job_id/><status/><msgs/>…<data/>`: the children every response and ErrorResponse share. */
 function bodyOf(a: DynAnswer, data = dataXml(a.data)): string {
-  return `${el('job_id', a.jobId)}${el('status', a.status)}${msgsXml(a.msgs)}${data}`;
+  const jobId = a.jobId === null ? '' : el('job_id', a.jobId);
+  return `${jobId}${el('status', a.status)}${msgsXml(a.msgs)}${data}`;
 }
 
 function envelope(inner: string): string {
@@ -188,6 +192,49 @@ export function parseRequest(
   return { operation, args };
 }
 
+const DYNECT_NAMESPACE = /^https:\/\/api2\.dynect\.net\/wsdl\/[^/]+\/Dynect\/$/;
+
+/** True for `https://api2.dynect.net/wsdl/<any version>/Dynect/`. */
+export function isDynectNamespace(namespace: string | undefined): boolean {
+  return namespace !== undefined && DYNECT_NAMESPACE.test(namespace);
+}
+
+/** One start tag: its prefix (or ''), local name and attribute text. */
+const START_TAG = /<(?:([A-Za-z_][\w.-]*):)?([A-Za-z_][\w.-]*)((?:\s+[^>]*?)?)\s*\/?>/g;
+
+const ATTRIBUTE = /([A-Za-z_][\w.:-]*)\s*=\s*(["'])(.*?)\2/g;
+
+/** The `xmlns` (prefix '') or `xmlns:prefix` declaration in one tag's attribute text. */
+function declared(attributes: string, prefix: string): string | undefined {
+  const name = prefix === '' ? 'xmlns' : `xmlns:${prefix}`;
+  for (const [, attribute, , value] of attributes.matchAll(ATTRIBUTE)) {
+    if (attribute === name) return value;
+  }
+  return undefined;
+}
+
+/**
+ * The namespace of the SOAP Body's first element, resolved as XML does: its own declaration
+ * first, then the Body's, then the Envelope's; undefined when it has none or there is no Body.
+ */
+export function bodyElementNamespace(body: string): string | undefined {
+  const open: { prefix: string; attributes: string }[] = [];
+  for (const match of body.matchAll(START_TAG)) {
+    const [, prefix = '', local = '', attributes = ''] = match;
+    if (open.length === 0 && local !== 'Envelope') return undefined;
+    if (open.length === 1 && local !== 'Body') continue; // a SOAP Header, say
+    open.push({ prefix, attributes });
+    if (open.length === 3) {
+      for (const scope of [...open].reverse()) {
+        const ns = declared(scope.attributes, prefix);
+        if (ns !== undefined) return ns;
+      }
+      return undefined;
+    }
+  }
+  return undefined;
+}
+
 /**
  * A real SOAP 1.1 server faithful to Dyn's SOAP API: it dispatches on the body
  * element (the SOAPAction is the same for every operation), expects unqualified children under a
@@ -209,13 +256,20 @@ export async function startDynSoapSimulator(
     text: string,
     type = 'text/xml; charset=utf-8',
     headers: Record<string, string> = {},
+    chunked = false,
   ): void => {
     res.writeHead(status, {
       'content-type': type,
-      'content-length': Buffer.byteLength(text),
+      ...(chunked ? {} : { 'content-length': Buffer.byteLength(text) }),
       ...headers,
     });
-    res.end(text);
+    if (chunked && text.length > 1) {
+      const half = Math.floor(text.length / 2);
+      res.write(text.slice(0, half));
+      res.end(text.slice(half));
+    } else {
+      res.end(text);
+    }
   };
 
   /** A SOAP 1.1 Fault carrying Dyn's ErrorResponse (no task data: its `data` is a string). */
@@ -231,28 +285,45 @@ export async function startDynSoapSimulator(
         `<soap:Fault>${el('faultcode', faultcode)}${el('faultstring', first?.info ?? 'failure')}` +
           `<detail>${detail}</detail></soap:Fault>`,
       ),
+      undefined,
+      {},
+      a.chunked === true,
     );
   }
 
   function reply(res: ServerResponse, op: string, a: DynAnswer, faultIncompat: boolean): void {
     if (a.httpStatus === 429) {
-      send(res, 429, 'Too Many Requests', 'text/plain', a.headers ?? {});
+      // Status only, as every recorded Dyn 429 (the SOAP clients look at the status alone).
+      res.writeHead(429, { 'content-length': 0, ...a.headers });
+      res.end();
       return;
     }
-    if (a.status === 'failure' && (faultMode === 'always-fault' || !faultIncompat)) {
+    const failed = a.status === 'failure' || a.status === 'running';
+    if (failed && (faultMode === 'always-fault' || !faultIncompat)) {
       fault(res, a);
       return;
     }
-    send(res, 200, envelope(`<tns:${op}Response>${bodyOf(a)}</tns:${op}Response>`));
+    send(
+      res,
+      200,
+      envelope(`<tns:${op}Response>${bodyOf(a)}</tns:${op}Response>`),
+      undefined,
+      {},
+      a.chunked === true,
+    );
   }
 
   async function cancel(
+    req: IncomingMessage,
     res: ServerResponse,
     token: string,
     taskId: string,
     faultIncompat: boolean,
   ): Promise<void> {
-    const result = await backend.cancel(token, taskId, (ms) => waitUnlessGone(res, ms));
+    const result = await backend.cancel(token, taskId, {
+      wait: (ms) => waitUnlessGone(res, ms),
+      reused: connectionOf(req).before > 0,
+    });
     if (result === undefined) return;
     switch (result.kind) {
       case 'answer':
@@ -359,7 +430,12 @@ export async function startDynSoapSimulator(
   }
 
   function getJob(res: ServerResponse, token: string, jobId: string, faultIncompat: boolean): void {
-    const a = backend.job(token, jobId);
+    const polled = backend.job(token, jobId);
+    // SOAP has no redirect: a job still running is `incomplete`, however REST would say it.
+    const a: DynAnswer =
+      polled.kind === 'redirect'
+        ? { httpStatus: 200, status: 'incomplete', jobId, msgs: [], data: null }
+        : polled.answer;
     if (a.httpStatus === 404) {
       reply(res, 'GetJob', a, faultIncompat); // the job itself is unknown: a real failure
       return;
@@ -385,11 +461,14 @@ export async function startDynSoapSimulator(
     const request = readRequest(body);
     const operation = request?.operation ?? '';
     const args = request?.args ?? {};
+    const connection = connectionOf(req);
     log.record({
       method: req.method ?? '',
       path: req.url ?? '',
       headers: req.headers,
       body,
+      connection: connection.id,
+      reused: connection.before > 0,
       operation,
       args,
     });
@@ -418,8 +497,9 @@ export async function startDynSoapSimulator(
       client('request: not a SOAP 1.1 envelope');
       return;
     }
-    // The wrapper element must be in a Dyn WSDL namespace (any version); children are unqualified.
-    if (!/xmlns:\w+="https:\/\/api2\.dynect\.net\/wsdl\/[^"/]+\/Dynect\/"/.test(body)) {
+    // The wrapper element must be in a Dyn WSDL namespace (any version, prefixed or default, as
+    // node-soap, suds or .NET's XmlSerializer write it); children are unqualified.
+    if (!isDynectNamespace(bodyElementNamespace(body))) {
       client('request: the body element is not in a Dynect namespace');
       return;
     }
@@ -445,12 +525,10 @@ export async function startDynSoapSimulator(
         reply(res, op, backend.logout(token), faultIncompat);
         return;
       case 'SessionIsAlive':
-        reply(
-          res,
-          op,
-          { httpStatus: 200, status: 'success', jobId: '0', msgs: [], data: null },
-          faultIncompat,
-        );
+        reply(res, op, backend.isAlive(), faultIncompat);
+        return;
+      case 'SessionKeepAlive':
+        reply(res, op, backend.keepAlive(), faultIncompat);
         return;
       case 'CancelTask':
       case 'GetOneTask': {
@@ -471,7 +549,7 @@ export async function startDynSoapSimulator(
           return;
         }
         if (op === 'GetOneTask') reply(res, op, backend.getTask(taskId), faultIncompat);
-        else await cancel(res, token, taskId, faultIncompat);
+        else await cancel(req, res, token, taskId, faultIncompat);
         return;
       }
       case 'GetJob':
@@ -482,7 +560,9 @@ export async function startDynSoapSimulator(
     }
   };
 
-  const server = await serve(handle, options.port ?? 0, options.host ?? '127.0.0.1');
+  const server = await serve(handle, options.port ?? 0, options.host ?? '127.0.0.1', {
+    ...(options.idleTimeoutMs === undefined ? {} : { idleTimeoutMs: options.idleTimeoutMs }),
+  });
 
   return {
     url: server.url,

@@ -1,5 +1,5 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 
 /** One request a simulator received. */
 export interface RecordedCall {
@@ -7,6 +7,36 @@ export interface RecordedCall {
   path: string;
   headers: Record<string, string | string[] | undefined>;
   body: string;
+  /** Which client connection carried it (numbered from 1 per simulator). */
+  connection?: number;
+  /** True when that connection had carried an earlier request (a reused keep-alive socket). */
+  reused?: boolean;
+}
+
+/**
+ * nginx's default `keepalive_timeout`, the server in front of every recorded Dyn answer: idle
+ * keep-alive connections are closed after 75 s, and no `Keep-Alive` header announces it.
+ */
+export const DEFAULT_IDLE_TIMEOUT_MS = 75_000;
+
+/** How a simulator's server treats its connections. */
+export interface ServeOptions {
+  /** An idle (or silent) connection is closed after this long; 75 s by default. */
+  idleTimeoutMs?: number;
+}
+
+/** The connection a request came on, as `serve`/`listen` numbered it. */
+export interface ConnectionInfo {
+  id: number;
+  /** Requests that connection carried before this one. */
+  before: number;
+}
+
+const requestConnections = new WeakMap<IncomingMessage, ConnectionInfo>();
+
+/** The connection a request came on; `{ id: 0, before: 0 }` for a request `listen` never saw. */
+export function connectionOf(req: IncomingMessage): ConnectionInfo {
+  return requestConnections.get(req) ?? { id: 0, before: 0 };
 }
 
 /** Reads a whole request body (simulators trust their callers: tests and the demo). */
@@ -21,13 +51,37 @@ export function readBody(req: IncomingMessage): Promise<string> {
   });
 }
 
-/** Starts an HTTP server on loopback; port 0 picks a free one. */
+/**
+ * Starts an HTTP server on loopback; port 0 picks a free one. Connections are kept alive without
+ * a `Keep-Alive` header (Node announces `timeout=5` by default; Dyn's nginx announces nothing)
+ * and closed after `idleTimeoutMs` without traffic.
+ */
 export async function listen(
   handler: (req: IncomingMessage, res: ServerResponse) => void,
   port = 0,
   host = '127.0.0.1',
+  options: ServeOptions = {},
 ): Promise<{ server: Server; url: string; close(): Promise<void> }> {
-  const server = createServer(handler);
+  const { idleTimeoutMs = DEFAULT_IDLE_TIMEOUT_MS } = options;
+  const sockets = new WeakMap<Socket, ConnectionInfo>();
+  let connections = 0;
+  const server = createServer((req, res) => {
+    let seen = sockets.get(req.socket);
+    if (seen === undefined) {
+      seen = { id: ++connections, before: 0 };
+      sockets.set(req.socket, seen);
+    } else {
+      seen = { id: seen.id, before: seen.before + 1 };
+      sockets.set(req.socket, seen);
+    }
+    requestConnections.set(req, seen);
+    handler(req, res);
+  });
+  // Node's own keep-alive timer is what writes `Keep-Alive: timeout=N`: turn it off and close
+  // idle sockets through the plain socket inactivity timeout instead (no 'timeout' listener on
+  // the server, so Node destroys a socket when it fires).
+  server.keepAliveTimeout = 0;
+  server.timeout = idleTimeoutMs;
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, host, () => {
@@ -57,6 +111,7 @@ export function serve(
   handle: (req: IncomingMessage, res: ServerResponse) => Promise<void>,
   port = 0,
   host = '127.0.0.1',
+  options: ServeOptions = {},
 ): ReturnType<typeof listen> {
   return listen(
     (req, res) => {
@@ -66,6 +121,7 @@ export function serve(
     },
     port,
     host,
+    options,
   );
 }
 

@@ -51,7 +51,8 @@ export async function startScriptedSimulator(
       sim.setBehaviour(404, { kind: 'not-found' });
       sim.setBehaviour(307, { kind: 'redirect-job', polls: 2 });
       sim.setBehaviour(2011, { kind: 'token-expired-once' });
-      sim.setBehaviour(429, { kind: 'rate-limited', retryAfterSeconds: 5 });
+      // Status only, as every recorded Dyn 429: the gateway then backs off Dyn's documented 60 s.
+      sim.setBehaviour(429, { kind: 'rate-limited' });
       // 503 on REST for task 503: the `dns-failover` route then cancels it over SOAP.
       sim.setBehaviour(503, { kind: 'unavailable' });
       return { url: sim.baseUrl, close: () => sim.close() };

@@ -8,7 +8,8 @@ import type { Remembered, StateStore } from './store';
  * - a confirmed cancel is remembered for `rememberSeconds` and replayed (`replayed: true`,
  *   no upstream call, `attempts` empty);
  * - an ambiguous timeout of ours is remembered, so a later "does not exist" says what most likely
- *   happened: `not_found` with `GONE_AFTER_TIMEOUT`.
+ *   happened: `not_found` with `GONE_AFTER_TIMEOUT`; and a later "already finished" whose task is
+ *   canceled is the confirmation of that earlier cancel: `canceled`, remembered as confirmed.
  */
 export interface CancelMemory {
   run(
@@ -20,6 +21,29 @@ export interface CancelMemory {
 }
 
 /** The answer as another caller sees it: same result, its own request id. */
+/** Task states that mean "canceled" (Dyn's spelling and the British one). */
+const CANCELED_STATES = new Set(['canceled', 'cancelled']);
+
+/**
+ * True when the upstream says the task already ended canceled: after a timeout of ours, that is
+ * our own cancel having happened, not a conflict.
+ */
+function alreadyCanceled(body: UnifiedResult): boolean {
+  const status = body.task?.status?.toLowerCase();
+  return (
+    body.outcome === 'conflict' &&
+    body.error?.code === 'TASK_ALREADY_FINISHED' &&
+    status !== undefined &&
+    CANCELED_STATES.has(status)
+  );
+}
+
+/** A conflict answer turned into the confirmed cancel it is (same call, same attempts). */
+function asCanceled(answer: Answer): Answer {
+  const { error: _conflict, ...rest } = answer.body;
+  return { body: { ...rest, ok: true, outcome: 'canceled', retryable: false } };
+}
+
 function forCaller(answer: Answer, requestId: string): Answer {
   if (answer.body.requestId === requestId) return answer;
   return { ...answer, body: { ...answer.body, requestId } };
@@ -52,7 +76,8 @@ export function createCancelMemory(store: StateStore, rememberSeconds: number): 
       };
       return { body };
     }
-    const answer = await call();
+    let answer = await call();
+    if (remembered?.kind === 'timeout' && alreadyCanceled(answer.body)) answer = asCanceled(answer);
     const { body } = answer;
     if (body.outcome === 'canceled') {
       const kept: Remembered = { kind: 'canceled' };

@@ -1,9 +1,17 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import type { RecordedCall } from '../../src/simulators/http-util';
 import { startDynRestSimulator, type DynRestSimulator } from '../../src/simulators/dyn-rest';
+import { createFakeClock, type FakeClock } from '../helpers/fake-clock';
 import { postJson, startTestGateway, type TestGateway } from '../helpers/gateway';
 import { expectUnifiedShape } from '../helpers/shape';
 
 const PASSWORD = 'sim-password';
+const VERSION = (
+  JSON.parse(readFileSync(path.join(__dirname, '../../package.json'), 'utf8')) as {
+    version: string;
+  }
+).version;
 
 let sim: DynRestSimulator;
 let gateway: TestGateway;
@@ -28,7 +36,7 @@ function config(sim: DynRestSimulator): Record<string, unknown> {
       'dns-rest': dyn,
       'dns-wrong-password': { ...dyn, password: 'not-the-password' },
       'dns-throttled': { ...dyn, rateLimitPerSecond: 0.01 },
-      'dns-one-session': { ...dyn, maxSessions: 1 },
+      'dns-one-session': { ...dyn, maxSessions: 1, retry: { attempts: 1 } },
     },
     routes: {
       dns: { provider: 'dns-rest' },
@@ -109,6 +117,8 @@ describe('canceled', () => {
     const sent = deletes();
     expect(sent).toHaveLength(1);
     expect(sent[0]?.path).toBe('/REST/Task/39120953/');
+    for (const call of [login, ...sent])
+      expect(call?.headers['user-agent']).toBe(`cancel-gateway/${VERSION}`);
     expect(sent[0]?.headers['content-type']).toBe('application/json');
     expect(sent[0]?.headers['auth-token']).toMatch(/^[A-Za-z0-9+/=]{100,}$/);
     expect(sent[0]?.headers['x-request-id']).toBe('req-dyn-1');
@@ -172,6 +182,21 @@ describe('business answers', () => {
         upstream: { code: 'NOT_FOUND', message: 'task: No such task' },
       },
     });
+  });
+
+  it('maps "Operation blocked by current task" to a retryable 409 TASK_BLOCKED naming the blocker', async () => {
+    sim.setBehaviour(409004, { kind: 'blocked', arrayWrapped: true });
+    const res = await cancel('dns', 409004);
+    expect(res.status).toBe(409);
+    expect(res.body).toMatchObject({
+      outcome: 'conflict',
+      retryable: true,
+      error: {
+        code: 'TASK_BLOCKED',
+        upstream: { code: 'ILLEGAL_OPERATION', message: 'zone: Operation blocked by current task' },
+      },
+    });
+    expect(res.body.error.message).toContain('39120953');
   });
 
   it('maps a task already in a final state to 409 conflict, keeping the task', async () => {
@@ -260,13 +285,33 @@ describe('sessions', () => {
     expect(deletes(520)).toHaveLength(2);
   });
 
-  it('treats "session already has a job running" as a session error: new session, one retry', async () => {
+  it('answers 503 UPSTREAM_BUSY, never an auth error, when every session tried is busy', async () => {
     sim.setBehaviour(530, { kind: 'session-busy' });
     const res = await cancel('dns', 530);
-    // The simulator answers busy on every session for this task, so the retry fails too.
-    expect(res.status).toBe(502);
-    expect(deletes(530)).toHaveLength(2);
-    expect(logins()).toHaveLength(2);
+    expect(res.status).toBe(503);
+    expect(res.body).toMatchObject({
+      outcome: 'unavailable',
+      retryable: true,
+      error: {
+        code: 'UPSTREAM_BUSY',
+        upstream: {
+          code: 'OPERATION_FAILED',
+          message: 'token: This session already has a job running',
+        },
+      },
+    });
+    // Busy means not run, so the retry policy tries once more; each attempt tries three sessions
+    // (the pool's four, then a wait for one whose pause ended). Busy sessions are alive at Dyn:
+    // kept, never dropped or logged out.
+    expect(res.body.attempts).toEqual([
+      expect.objectContaining({ outcome: 'unavailable', errorCode: 'UPSTREAM_BUSY' }),
+      expect.objectContaining({ outcome: 'unavailable', errorCode: 'UPSTREAM_BUSY' }),
+    ]);
+    expect(deletes(530)).toHaveLength(6);
+    expect(new Set(deletes(530).map(tokenOf)).size).toBe(4);
+    expect(logins()).toHaveLength(4);
+    expect(logouts()).toHaveLength(0);
+    expect(sim.activeSessions()).toBe(4);
   });
 
   it('reports bad credentials as 502 UPSTREAM_AUTH_FAILED and backs off instead of retrying', async () => {
@@ -304,6 +349,70 @@ describe('sessions', () => {
   });
 });
 
+describe('busy sessions (on a fake clock)', () => {
+  let clock: FakeClock;
+
+  /** A gateway on `clock` for the busy-session cases: the pause is waited on the clock. */
+  async function onClock(): Promise<void> {
+    await gateway.close();
+    clock = createFakeClock();
+    gateway = await startTestGateway(config(sim), { DYN_PASSWORD: PASSWORD }, undefined, { clock });
+  }
+  const busyLogged = (count: number): Promise<void> =>
+    gateway.logs.waitForCount((l) => l.msg === 'Dyn session busy; trying another session', count);
+
+  it('sends the cancel on another session, keeps the busy one, and uses it again later', async () => {
+    await onClock();
+    expect((await cancel('dns', 540)).status).toBe(200);
+    const first = tokenOf(deletes(540)[0]);
+    sim.setBehaviour(541, { kind: 'session-busy', times: 1 });
+    const res = await cancel('dns', 541);
+    expect(res.status).toBe(200);
+    expect(res.body.attempts).toHaveLength(1);
+    const [busy, done] = deletes(541);
+    expect(tokenOf(busy)).toBe(first);
+    expect(tokenOf(done)).not.toBe(first);
+    expect(logins()).toHaveLength(2);
+    expect(logouts()).toHaveLength(0);
+    // Once its pause is over, the busy session serves again.
+    await clock.advance(1_000);
+    expect((await cancel('dns', 542)).status).toBe(200);
+    expect(tokenOf(deletes(542)[0])).toBe(first);
+    expect(logins()).toHaveLength(2);
+  });
+
+  it('waits for the one session when maxSessions is 1, within the deadline', async () => {
+    await onClock();
+    sim.setBehaviour(543, { kind: 'session-busy', times: 1 });
+    const pending = cancel('dns-single', 543);
+    await busyLogged(1);
+    expect(deletes(543)).toHaveLength(1);
+    await clock.advance(1_000);
+    const res = await pending;
+    expect(res.status).toBe(200);
+    expect(deletes(543)).toHaveLength(2);
+    expect(new Set(deletes(543).map(tokenOf)).size).toBe(1);
+    expect(logins()).toHaveLength(1);
+  });
+
+  it('answers UPSTREAM_BUSY when the one session stays busy, and keeps it', async () => {
+    await onClock();
+    sim.setBehaviour(544, { kind: 'session-busy', style: 'failure-200' });
+    const pending = cancel('dns-single', 544);
+    await busyLogged(1);
+    await clock.advance(1_000);
+    await busyLogged(2);
+    await clock.advance(1_000);
+    const res = await pending;
+    expect(res.status).toBe(503);
+    expect(res.body.error.code).toBe('UPSTREAM_BUSY');
+    expect(deletes(544)).toHaveLength(3);
+    expect(logins()).toHaveLength(1);
+    expect(logouts()).toHaveLength(0);
+    expect(sim.activeSessions()).toBe(1);
+  });
+});
+
 describe('jobs', () => {
   it('polls the job after a 307 and never sends the DELETE again', async () => {
     sim.setBehaviour(800, { kind: 'redirect-job', polls: 2 });
@@ -330,6 +439,48 @@ describe('jobs', () => {
     expect(res.body.outcome).toBe('canceled');
     expect(deletes(801)).toHaveLength(1);
     expect(polls()).toHaveLength(2);
+  });
+
+  it('answers 504 JOB_NOT_CONFIRMED, not not_found, when Dyn has forgotten the job', async () => {
+    sim.setBehaviour(804, { kind: 'job-lost' });
+    const res = await cancel('dns', 804);
+    expect(res.status).toBe(504);
+    expect(res.body).toMatchObject({
+      outcome: 'timeout',
+      retryable: true,
+      error: {
+        code: 'JOB_NOT_CONFIRMED',
+        upstream: { code: 'NOT_FOUND', message: 'job: No such job' },
+      },
+    });
+    expect(res.body.error.message).toMatch(/accepted/);
+    expect(deletes(804)).toHaveLength(1);
+    expect(polls()).toHaveLength(1);
+  });
+
+  it('follows a job poll answered with a 307 to the job again', async () => {
+    sim.setBehaviour(805, { kind: 'redirect-job', polls: 2, pollAnswer: 'redirect' });
+    const res = await cancel('dns', 805);
+    expect(res.status).toBe(200);
+    expect(polls()).toHaveLength(3);
+    expect(deletes(805)).toHaveLength(1);
+  });
+
+  it('answers 504 JOB_NOT_CONFIRMED when a poll is a 307 without Location', async () => {
+    sim.setBehaviour(806, {
+      kind: 'redirect-job',
+      polls: 1,
+      pollAnswer: 'redirect-without-location',
+    });
+    const res = await cancel('dns', 806);
+    expect(res.status).toBe(504);
+    expect(res.body.error).toMatchObject({
+      code: 'JOB_NOT_CONFIRMED',
+      upstream: { code: 'HTTP 307' },
+    });
+    // The job may still run on that session: it is logged out, not reused.
+    const used = tokenOf(deletes(806)[0]);
+    await sim.waitUntil(() => logouts().some((c) => tokenOf(c) === used));
   });
 
   it('answers 504 JOB_NOT_CONFIRMED when the job never finishes, and drops that session', async () => {
@@ -371,11 +522,20 @@ describe('capacity and health', () => {
     expect(sim.calls.length).toBe(sentBefore);
   });
 
-  it("assumes Dyn's documented 60 s when a 429 has no Retry-After", async () => {
+  it("assumes Dyn's documented 60 s when a 429 is status only, as Dyn sends it", async () => {
     sim.setBehaviour(910, { kind: 'rate-limited' });
     const res = await cancel('dns', 910);
     expect(res.status).toBe(429);
     expect(res.headers.get('retry-after')).toBe('60');
+    expect(res.body.error.upstream).toEqual({ code: 'HTTP 429' });
+  });
+
+  it('retries an HTTP 503 with the SERVICE_UNAVAILABLE envelope on the same provider', async () => {
+    sim.setBehaviour(932, { kind: 'service-unavailable', httpStatus: 503 });
+    const res = await cancel('dns', 932);
+    expect(res.status).toBe(503);
+    expect(res.body.attempts).toHaveLength(2);
+    expect(deletes(932)).toHaveLength(2);
   });
 
   it("enforces the provider's own rateLimitPerSecond without calling Dyn", async () => {

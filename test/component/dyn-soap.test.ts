@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { XMLParser } from 'fast-xml-parser';
 import { startDynRestSimulator, type DynRestSimulator } from '../../src/simulators/dyn-rest';
 import {
@@ -11,6 +13,11 @@ import { closedPort } from '../helpers/net';
 import { expectUnifiedShape } from '../helpers/shape';
 
 const PASSWORD = 'soap-sim-password';
+const VERSION = (
+  JSON.parse(readFileSync(path.join(__dirname, '../../package.json'), 'utf8')) as {
+    version: string;
+  }
+).version;
 
 let soap: DynSoapSimulator;
 let rest: DynRestSimulator;
@@ -108,6 +115,9 @@ describe('the wire', () => {
     expect(call?.headers['content-type']).toBe('text/xml; charset=utf-8');
     expect(call?.headers.soapaction).toBe('"https://api2.dynect.net/SOAP/"');
     expect(call?.headers['x-request-id']).toBe('soap-wire-1');
+    // node-soap's own `node-soap/<version>` is replaced on every call, the login included.
+    for (const sent of soap.calls)
+      expect(sent.headers['user-agent']).toBe(`cancel-gateway/${VERSION}`);
   });
 
   it('logs in with fault_incompat first and the account in WSDL order', async () => {

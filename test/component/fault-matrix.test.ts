@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import type { DynBehaviour } from '../../src/simulators/dyn-backend';
 import { startDynRestSimulator, type DynRestSimulator } from '../../src/simulators/dyn-rest';
 import { startDynSoapSimulator, type DynSoapSimulator } from '../../src/simulators/dyn-soap';
@@ -195,6 +197,19 @@ describe.each(['methodcall', 'dyn-rest', 'dyn-soap'] as const)('%s', (provider) 
       );
     }
   });
+});
+
+it('sent User-Agent cancel-gateway/<version> on every upstream call of every protocol', () => {
+  const { version } = JSON.parse(
+    readFileSync(path.join(__dirname, '../../package.json'), 'utf8'),
+  ) as { version: string };
+  const calls = [...methodcall.calls, ...rest.calls, ...soap.calls];
+  expect(methodcall.calls.length).toBeGreaterThan(0);
+  expect(rest.calls.length).toBeGreaterThan(0);
+  expect(soap.calls.length).toBeGreaterThan(0);
+  expect(new Set(calls.map((c) => c.headers['user-agent']))).toEqual(
+    new Set([`cancel-gateway/${version}`]),
+  );
 });
 
 it('still serves after the whole matrix, with no unhandled rejection', async () => {

@@ -460,3 +460,68 @@ describe('Server-Timing', () => {
     expect(res.headers.get('server-timing')).toMatch(/^gateway;dur=\d+\.\d, upstream;dur=0\.0$/);
   });
 });
+
+describe('invalid_request: each message says what was expected and what came', () => {
+  it.each([
+    ['true', 'boolean'],
+    ['null', 'null'],
+    ['1.5', '1.5'],
+    ['{}', 'object'],
+    ['[]', 'array'],
+  ])('taskId %s is a wrong type, never "is required"', async (taskId, got) => {
+    const body = await expectInvalid(`{"target":"warehouse","taskId":${taskId}}`, 'taskId');
+    expect(body.error.details).toEqual([
+      { path: 'taskId', message: `expected a string or an integer, got ${got}` },
+    ]);
+    expect(body.error.message).toContain(`expected a string or an integer, got ${got}`);
+    expect(body.error.message).not.toContain('is required');
+  });
+
+  it.each([
+    [
+      { target: 'warehouse', taskId: '12 3' },
+      'taskId',
+      'expected a positive integer without sign, spaces or leading zeros, got "12 3"',
+    ],
+    [{ target: 'warehouse', taskId: 0 }, 'taskId', 'expected a positive integer, got 0'],
+    [
+      { target: 'warehouse', taskId: '1'.repeat(21) },
+      'taskId',
+      'expected at most 20 digits, got 21',
+    ],
+    [{ target: 'Warehouse', taskId: '1' }, 'target', expect.stringMatching(/got "Warehouse"$/)],
+    [{ target: 7, taskId: '1' }, 'target', 'expected a string, got number'],
+    [{ taskId: '1' }, 'target', 'is required'],
+    [{ target: 'warehouse', taskId: '1', reason: ['a'] }, 'reason', 'expected a string, got array'],
+    [
+      { target: 'warehouse', taskId: '1', reason: 'r'.repeat(201) },
+      'reason',
+      'expected at most 200 characters, got 201',
+    ],
+    [{ target: 'warehouse', taskId: '1', force: true }, '(body)', 'unknown field(s): force'],
+  ])('%j', async (request, path, message) => {
+    const body = await expectInvalid(request, path);
+    expect(body.error.details).toEqual([{ path, message }]);
+  });
+
+  it('says what came instead of an object', async () => {
+    const body = await expectInvalid('[1]', '(body)');
+    expect(body.error.details).toEqual([
+      { path: '(body)', message: 'must be a JSON object, got array' },
+    ]);
+  });
+
+  it('reports a batch item of the wrong type in its own result', async () => {
+    const res = await postJson(`${gateway.url}/cancel/batch`, {
+      items: [
+        { target: 'warehouse', taskId: true },
+        { target: 'warehouse', taskId: '41' },
+      ],
+    });
+    expect(res.status).toBe(200);
+    expect(res.body.results[0].error.details).toEqual([
+      { path: 'taskId', message: 'expected a string or an integer, got boolean' },
+    ]);
+    expect(res.body.results[1].outcome).toBe('canceled');
+  });
+});

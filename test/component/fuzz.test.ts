@@ -211,7 +211,7 @@ describe('decoders never throw', () => {
         (value, status, retry) => {
           const env = readEnvelope(value);
           const c = classifyCancel(status, env, retry);
-          expect(['outcome', 'incomplete', 'auth_expired']).toContain(c.kind);
+          expect(['outcome', 'incomplete', 'auth_expired', 'session_busy']).toContain(c.kind);
           const login = classifyLogin(status, env, retry);
           expect(typeof login.ok).toBe('boolean');
         },

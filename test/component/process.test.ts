@@ -1,4 +1,5 @@
 import { readFileSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:net';
 import path from 'node:path';
 import { stringify } from 'yaml';
 import {
@@ -7,6 +8,7 @@ import {
 } from '../../src/simulators/methodcall';
 import { runMain, spawnGateway } from '../helpers/child';
 import { postJson, tempDir, writeConfig } from '../helpers/gateway';
+import { startRedis } from '../helpers/redis';
 
 let sim: MethodcallSimulator;
 
@@ -102,12 +104,30 @@ routes:
     expect(start.stderr).toContain('providers.missing.wsdl: cannot read the WSDL');
   });
 
+  it('refuses a server.host that is neither an IP address nor a host name', async () => {
+    const file = writeConfig({ ...baseConfig(), server: { host: '127.0.0.999' } });
+    const { code, stdout, stderr } = await runMain(['check-config', file]);
+    expect(code).toBe(1);
+    expect(stdout).toBe('');
+    expect(stderr).toBe(
+      'server.host: expected an IPv4 or IPv6 address or a host name, got "127.0.0.999"\n',
+    );
+  });
+
   it('exits 2 on a usage error', async () => {
     expect((await runMain(['check-config'])).code).toBe(2);
   });
 });
 
 describe('start-up', () => {
+  it('points at the demo when the default config lacks its credentials', async () => {
+    const { code, stderr } = await runMain([]);
+    expect(code).toBe(1);
+    expect(stderr).toContain('DYN_PASSWORD is not set');
+    expect(stderr).toContain('run `npm run demo`');
+    expect(stderr).not.toMatch(/\n\s+at /);
+  });
+
   it('refuses to start on an invalid config, exit 1, naming the problem', async () => {
     const file = writeConfig({ ...baseConfig(), routes: { warehouse: { provider: 'nope' } } });
     const { code, stderr } = await runMain(['--config', file]);
@@ -120,6 +140,87 @@ describe('start-up', () => {
     const { code, stderr } = await runMain([], { GATEWAY_CONFIG: file });
     expect(code).toBe(1);
     expect(stderr).toContain(file);
+  });
+});
+
+/** A loopback port held by another server for the duration of `use`. */
+async function withBusyPort<T>(use: (port: number) => Promise<T>): Promise<T> {
+  const holder: Server = createServer();
+  await new Promise<void>((resolve) => holder.listen(0, '127.0.0.1', resolve));
+  try {
+    return await use((holder.address() as { port: number }).port);
+  } finally {
+    await new Promise<void>((resolve) => {
+      holder.close(() => {
+        resolve();
+      });
+    });
+  }
+}
+
+describe('start-up: an address that cannot be bound is one line, exit 1, no stack trace', () => {
+  it('names a busy port and the way to pick another', async () => {
+    await withBusyPort(async (port) => {
+      const file = writeConfig({ ...baseConfig(), server: { host: '127.0.0.1', port } });
+      const { code, stderr } = await runMain(['--config', file]);
+      expect(code).toBe(1);
+      expect(stderr).toBe(
+        `cannot listen on 127.0.0.1:${port}: the address is in use (EADDRINUSE); set PORT= or server.port\n`,
+      );
+    });
+  });
+
+  it('says the same when PORT= picks the busy port', async () => {
+    await withBusyPort(async (port) => {
+      const { code, stderr } = await runMain(['--config', writeConfig(baseConfig())], {
+        PORT: String(port),
+      });
+      expect(code).toBe(1);
+      expect(stderr).toMatch(
+        /^cannot listen on 127\.0\.0\.1:\d+: the address is in use \(EADDRINUSE\)/,
+      );
+      expect(stderr).not.toMatch(/^\s+at /m);
+    });
+  });
+
+  it('names an address that is not on this machine (HOST=)', async () => {
+    // 192.0.2.1 is TEST-NET-1 (RFC 5737): never assigned to a real interface.
+    const { code, stderr } = await runMain(['--config', writeConfig(baseConfig())], {
+      HOST: '192.0.2.1',
+    });
+    expect(code).toBe(1);
+    expect(stderr).toMatch(
+      /^cannot listen on 192\.0\.2\.1:0: the address is not one of this machine \(EADDRNOTAVAIL\); set HOST= or server\.host\n$/,
+    );
+  });
+
+  it('refuses a host that is no address at start, before listening', async () => {
+    const file = writeConfig({ ...baseConfig(), server: { host: '127.0.0.999', port: 0 } });
+    const { code, stderr } = await runMain(['--config', file]);
+    expect(code).toBe(1);
+    expect(stderr).toContain('server.host: expected an IPv4 or IPv6 address or a host name');
+    expect(stderr).not.toContain('ENOTFOUND');
+  });
+
+  it('closes the store it opened: the process exits though a Redis connection was up', async () => {
+    const redis = await startRedis();
+    try {
+      await withBusyPort(async (port) => {
+        const file = writeConfig({
+          ...baseConfig(),
+          server: { host: '127.0.0.1', port },
+          state: { store: 'redis', redisUrl: redis.url },
+        });
+        // An open ioredis client would keep the child's event loop alive: runMain never returns.
+        const { code, stderr } = await runMain(['--config', file]);
+        expect(code).toBe(1);
+        expect(stderr).toBe(
+          `cannot listen on 127.0.0.1:${port}: the address is in use (EADDRINUSE); set PORT= or server.port\n`,
+        );
+      });
+    } finally {
+      await redis.stop();
+    }
   });
 });
 

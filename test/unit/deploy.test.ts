@@ -28,7 +28,7 @@ describe('Dockerfile', () => {
     expect(lines.some((l) => l.includes('npm ci --omit=dev'))).toBe(true);
     expect(runtime.some((l) => /COPY --from=deps .*node_modules/.test(l))).toBe(true);
     expect(runtime.some((l) => /COPY --from=build .*dist/.test(l))).toBe(true);
-    expect(lines[0]).toMatch(/^ARG NODE_IMAGE=node:20-bookworm-slim$/);
+    expect(lines[0]).toMatch(/^ARG NODE_IMAGE=node:24-bookworm-slim$/);
   });
 
   it('ships the heap settings the benchmark measured', () => {

@@ -2,7 +2,7 @@ import { failed, type ProviderOutcome } from '../../core/provider-outcome';
 import { sleep, type Clock } from '../../resilience/clock';
 import { scopedTimeout } from '../../resilience/deadline';
 import type { CallContext } from '../provider';
-import type { DynClassification } from './mapping';
+import { jobNotConfirmed, type DynClassification, type DynMessage } from './mapping';
 import type { DynRestProviderConfig, DynSoapProviderConfig } from '../../config/schema';
 import {
   createRateLimiter,
@@ -43,7 +43,8 @@ export function parseRetryAfter(header: string | undefined, now = Date.now()): n
 /** The two calls a transport makes for a cancel; everything else is shared. */
 export interface DynExchange {
   cancel(taskId: string, token: string, ctx: CallContext): Promise<DynClassification>;
-  poll(jobId: string, token: string, ctx: CallContext): Promise<DynClassification>;
+  /** Polls the job that accepted the cancel of `taskId`. */
+  poll(jobId: string, taskId: string, token: string, ctx: CallContext): Promise<DynClassification>;
 }
 
 export interface DynFlowOptions {
@@ -52,14 +53,24 @@ export interface DynFlowOptions {
   exchange: DynExchange;
   jobPollIntervalMs: number;
   jobTimeoutMs: number;
-  /** Time for the 429 back-off and job polling. */
+  /** Time for the 429 back-off, job polling and busy sessions. */
   clock: Clock;
 }
 
 /**
+ * A session Dyn called busy ("This session already has a job running") is set aside this long
+ * before it is used again: the first step of Dyn's own client's back-off.
+ */
+export const SESSION_BUSY_PAUSE_MS = 1_000;
+
+/** Sessions one cancel tries when Dyn calls them busy, before it answers `UPSTREAM_BUSY`. */
+export const SESSION_BUSY_TRIES = 3;
+
+/**
  * One cancel against Dyn, whatever the transport: our rate limit and the upstream's 429 back-off,
- * a session of its own, one re-login and one retry on a session error, and job polling when Dyn
- * accepted the cancel as a job (the cancel itself is never sent twice after that).
+ * a session of its own, one re-login and one retry on a session error, another session (or a wait
+ * for one) when Dyn calls a session busy, and job polling when Dyn accepted the cancel as a job
+ * (the cancel itself is never sent twice after that).
  */
 export function createDynCanceller(
   options: DynFlowOptions,
@@ -68,10 +79,12 @@ export function createDynCanceller(
   let backoffUntil = 0;
 
   async function pollJob(
-    jobId: string,
+    firstJobId: string,
+    taskId: string,
     lease: SessionLease,
     ctx: CallContext,
   ): Promise<ProviderOutcome> {
+    let jobId = firstJobId;
     const scope = scopedTimeout(ctx.signal, options.jobTimeoutMs, clock);
     const pollCtx: CallContext = { ...ctx, signal: scope.signal };
     try {
@@ -79,17 +92,42 @@ export function createDynCanceller(
       while (!signal.aborted) {
         await sleep(clock, options.jobPollIntervalMs, signal);
         if (isAborted(signal) || !(await bucket.take(signal))) break;
-        const result = await exchange.poll(jobId, lease.token, pollCtx);
-        if (result.kind === 'incomplete') continue;
-        if (result.kind === 'auth_expired') {
-          // Job ids live only as long as their session: nothing can confirm this one now.
-          lease.invalidate();
-          return jobNotConfirmed(jobId, 'the session ended while polling');
+        const result = await exchange.poll(jobId, taskId, lease.token, pollCtx);
+        switch (result.kind) {
+          case 'incomplete':
+            // A poll answered with a 307 may point at another job path: follow it.
+            jobId = result.jobId;
+            continue;
+          case 'session_busy':
+            // The session's one job is still running: that is this job.
+            continue;
+          case 'auth_expired':
+            // Job ids live only as long as their session: nothing can confirm this one now.
+            lease.invalidate();
+            return jobNotConfirmed(jobId, 'the session ended while polling', {
+              code: result.detail.errCd ?? 'UNKNOWN',
+              ...(result.detail.info === undefined ? {} : { message: result.detail.info }),
+            });
+          case 'outcome':
+            break;
         }
         const outcome = result.outcome;
+        if (outcome.error?.code === 'JOB_NOT_CONFIRMED') {
+          lease.invalidate(true);
+          return outcome;
+        }
         if (outcome.outcome === 'timeout') break;
         // A lost poll says nothing about the job; ask again until the job deadline.
         if (outcome.outcome === 'unavailable' || outcome.outcome === 'rate_limited') continue;
+        if (outcome.outcome === 'upstream_error') {
+          // An answer that cannot be read confirms nothing; the job may still run on this session.
+          lease.invalidate(true);
+          return jobNotConfirmed(
+            jobId,
+            `a poll was answered with something unusable (${outcome.error?.message ?? 'no detail'})`,
+            outcome.error?.upstream ?? { code: outcome.error?.code ?? 'UNKNOWN' },
+          );
+        }
         lease.release();
         return outcome;
       }
@@ -101,7 +139,7 @@ export function createDynCanceller(
     }
   }
 
-  return async function cancel(taskId, ctx) {
+  async function cancelOnce(taskId: string, ctx: CallContext): Promise<ProviderOutcome> {
     const now = clock.now();
     if (backoffUntil > now) {
       return failed(
@@ -116,51 +154,88 @@ export function createDynCanceller(
     }
     const waitMs = await bucket.tryTake();
     if (waitMs > 0) return rateLimited(waitMs);
-    for (let attempt = 1; ; attempt++) {
+    let relogged = false;
+    let busy: DynMessage | undefined;
+    let busyTries = 0;
+    for (;;) {
       const acquired = await sessions.acquire(ctx.signal);
-      if (!acquired.ok) return acquired.outcome;
+      if (!acquired.ok) {
+        // Waiting for a session that is not busy ran into the deadline: Dyn is busy, not slow.
+        return busy !== undefined && ctx.signal.aborted ? stillBusy(busy) : acquired.outcome;
+      }
       const lease = acquired.lease;
       const result = await exchange.cancel(taskId, lease.token, ctx);
-      if (result.kind === 'auth_expired') {
-        lease.invalidate();
-        ctx.log.info(
-          { attempt, info: result.detail.info },
-          'Dyn session rejected; logging in again',
-        );
-        if (attempt === 1 && (await bucket.take(ctx.signal))) continue;
-        return failed(
-          'upstream_error',
-          'UPSTREAM_AUTH_FAILED',
-          'Dyn rejected a freshly opened session',
-          {
-            upstream: {
-              code: result.detail.errCd ?? 'UNKNOWN',
-              ...(result.detail.info === undefined ? {} : { message: result.detail.info }),
+      switch (result.kind) {
+        case 'session_busy':
+          // The session is alive and runs another job: keep it, try another (or wait for one).
+          lease.setAside(SESSION_BUSY_PAUSE_MS);
+          busy = result.detail;
+          busyTries++;
+          ctx.log.info({ busyTries, info: busy.info }, 'Dyn session busy; trying another session');
+          if (busyTries >= SESSION_BUSY_TRIES || !(await bucket.take(ctx.signal)))
+            return stillBusy(busy);
+          continue;
+        case 'auth_expired':
+          lease.invalidate();
+          ctx.log.info({ info: result.detail.info }, 'Dyn session rejected; logging in again');
+          if (!relogged && (await bucket.take(ctx.signal))) {
+            relogged = true;
+            continue;
+          }
+          return failed(
+            'upstream_error',
+            'UPSTREAM_AUTH_FAILED',
+            'Dyn rejected a freshly opened session',
+            {
+              upstream: {
+                code: result.detail.errCd ?? 'UNKNOWN',
+                ...(result.detail.info === undefined ? {} : { message: result.detail.info }),
+              },
             },
-          },
-        );
+          );
+        case 'incomplete':
+          ctx.log.debug({ jobId: result.jobId }, 'Dyn accepted the cancel as a job; polling');
+          return pollJob(result.jobId, taskId, lease, ctx);
+        case 'outcome': {
+          const outcome = result.outcome;
+          if (outcome.outcome === 'timeout') lease.invalidate(true);
+          else lease.release();
+          if (outcome.outcome === 'rate_limited' && outcome.retryAfterSeconds !== undefined) {
+            backoffUntil = clock.now() + outcome.retryAfterSeconds * 1000;
+          }
+          return outcome;
+        }
       }
-      if (result.kind === 'incomplete') {
-        ctx.log.debug({ jobId: result.jobId }, 'Dyn accepted the cancel as a job; polling');
-        return pollJob(result.jobId, lease, ctx);
-      }
-      const outcome = result.outcome;
-      if (outcome.outcome === 'timeout') lease.invalidate(true);
-      else lease.release();
-      if (outcome.outcome === 'rate_limited' && outcome.retryAfterSeconds !== undefined) {
-        backoffUntil = clock.now() + outcome.retryAfterSeconds * 1000;
-      }
-      return outcome;
     }
+  }
+
+  return async function cancel(taskId, ctx) {
+    const outcome = await cancelOnce(taskId, ctx);
+    const named = outcome.task?.id;
+    if (named === undefined || named === taskId) return outcome;
+    // The answer is about another task: its outcome stands, its task is not the caller's.
+    ctx.log.warn(
+      { taskId, answeredTaskId: named, outcome: outcome.outcome },
+      'Dyn answered about another task; its task is dropped',
+    );
+    const kept: ProviderOutcome = { ...outcome };
+    delete kept.task;
+    return kept;
   };
 }
 
-function jobNotConfirmed(jobId: string, why: string): ProviderOutcome {
+function stillBusy(detail: DynMessage): ProviderOutcome {
   return failed(
-    'timeout',
-    'JOB_NOT_CONFIRMED',
-    `Dyn accepted the cancel as job ${jobId} but ${why}; whether the cancel completed is unknown`,
-    { upstream: { code: 'JOB_INCOMPLETE', message: `job ${jobId}` } },
+    'unavailable',
+    'UPSTREAM_BUSY',
+    'every Dyn session tried was busy with another job; the cancel was not run',
+    {
+      upstream: {
+        code: detail.errCd ?? 'OPERATION_FAILED',
+        ...(detail.info === undefined ? {} : { message: detail.info }),
+      },
+      notSent: true,
+    },
   );
 }
 

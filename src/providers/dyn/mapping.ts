@@ -1,4 +1,4 @@
-import { failed, type ProviderOutcome } from '../../core/provider-outcome';
+import { failed, type ProviderOutcome, type UpstreamDetail } from '../../core/provider-outcome';
 import type { UnifiedTask } from '../../core/task';
 
 /**
@@ -25,8 +25,29 @@ export type DynClassification =
   | { kind: 'outcome'; outcome: ProviderOutcome }
   /** Accepted as a job: poll it, never resend the cancel. */
   | { kind: 'incomplete'; jobId: string }
-  /** The session is gone (expired, idle, IP change, busy): log in again once, retry once. */
-  | { kind: 'auth_expired'; detail: DynMessage };
+  /** The session is gone (expired, idle, IP change, token missing): log in again once, retry once. */
+  | { kind: 'auth_expired'; detail: DynMessage }
+  /** "This session already has a job running": the session is alive but busy; use another one. */
+  | { kind: 'session_busy'; detail: DynMessage };
+
+/**
+ * Dyn accepted the cancel as a job, but nothing can confirm its result: the deadline passed, the
+ * job has no id to poll, Dyn no longer knows it (job ids live only as long as their session), or
+ * a poll was answered with something unusable. Never `not_found` or `upstream_error`.
+ */
+export function jobNotConfirmed(
+  jobId: string | undefined,
+  why: string,
+  upstream?: UpstreamDetail,
+): ProviderOutcome {
+  const job = jobId === undefined ? 'a job' : `job ${jobId}`;
+  return failed(
+    'timeout',
+    'JOB_NOT_CONFIRMED',
+    `Dyn accepted the cancel as ${job} but ${why}; whether the cancel completed is unknown`,
+    { upstream: upstream ?? { code: 'JOB_INCOMPLETE', message: job } },
+  );
+}
 
 /** Dyn's default when a 429 carries no Retry-After: "for up to sixty seconds". */
 export const DYN_RATE_LIMIT_RETRY_AFTER_SECONDS = 60;
@@ -155,6 +176,30 @@ export function isSessionError(msg: DynMessage | undefined): boolean {
 }
 
 /**
+ * Dyn runs one job per session and refuses a second with this INFO (`OPERATION_FAILED`, seen both
+ * as HTTP 400 with `status: running` and as HTTP 200 `failure`). The session is alive: it is busy.
+ */
+const SESSION_BUSY = /already has a job running/i;
+
+/** "zone: Operation blocked by current task": another task holds the zone for now. */
+const BLOCKED_BY_TASK = /operation blocked by current task/i;
+
+/** The blocking task, as the INFO line after a blocked answer names it (`task_id: 39120953`). */
+const BLOCKING_TASK_ID = /^\s*task_id:\s*(\d+)\s*$/;
+
+/** "Task is already complete/canceled/…": the task reached a final state before this cancel. */
+const ALREADY_FINAL = /\balready\s+(complete|completed|canceled|cancelled|failed)\b/i;
+
+/** Dyn's own spelling of a final state named in an INFO text. */
+function finalStateOf(info: string | undefined): string | undefined {
+  const word = ALREADY_FINAL.exec(info ?? '')?.[1]?.toLowerCase();
+  if (word === undefined) return undefined;
+  if (word.startsWith('cancel')) return 'canceled';
+  if (word.startsWith('complete')) return 'complete';
+  return 'failed';
+}
+
+/**
  * An answer judged by its HTTP status alone: a 429 (whatever the body), or an answer without a
  * Dyn envelope (an HTML error page, an empty or non-JSON/non-SOAP body). REST and SOAP share it.
  */
@@ -186,14 +231,15 @@ export function classifyHttpStatus(
 }
 
 /**
- * Classifies one Dyn answer to a cancel (or to a job poll, which returns the cancel's envelope).
+ * Classifies one Dyn answer to a cancel (or a job's final answer, which is the cancel's envelope).
  * `httpStatus` matters only where the body says nothing usable; `retryAfterSeconds` is the
- * upstream's header when it sent one.
+ * upstream's header when it sent one; `taskId` is the task the cancel was for.
  */
 export function classifyCancel(
   httpStatus: number,
   env: DynEnvelope | undefined,
   retryAfterSeconds?: number,
+  taskId?: string,
 ): DynClassification {
   const out = (outcome: ProviderOutcome): DynClassification => ({ kind: 'outcome', outcome });
   if (httpStatus === 429 || env === undefined) {
@@ -201,13 +247,7 @@ export function classifyCancel(
   }
   if (env.status === 'incomplete') {
     if (env.jobId === undefined) {
-      return out(
-        failed(
-          'upstream_error',
-          'UPSTREAM_BAD_RESPONSE',
-          'Dyn answered "incomplete" without a job id',
-        ),
-      );
+      return out(jobNotConfirmed(undefined, 'answered "incomplete" without a job id to poll'));
     }
     return { kind: 'incomplete', jobId: env.jobId };
   }
@@ -219,22 +259,49 @@ export function classifyCancel(
 
   const primary = primaryMessage(env.msgs);
   const upstream = upstreamOf(primary);
-  const task = toUnifiedTask(env.data);
-  const withTask = task === undefined ? {} : { task };
+  const busy = env.msgs.find((m) => SESSION_BUSY.test(m.info ?? ''));
+  if (busy !== undefined) return { kind: 'session_busy', detail: busy };
   if (isSessionError(primary)) return { kind: 'auth_expired', detail: primary ?? {} };
   if (httpStatus >= 500) {
+    // A 503, or Dyn's own SERVICE_UNAVAILABLE, means the request was not processed.
+    const notSent = httpStatus === 503 || primary?.errCd === 'SERVICE_UNAVAILABLE';
     return out(
       failed('unavailable', 'UPSTREAM_UNAVAILABLE', `Dyn answered HTTP ${httpStatus}`, {
         upstream,
+        ...(notSent ? { notSent: true } : {}),
       }),
     );
   }
-  if (task?.status !== undefined && FINAL_TASK_STATES.has(task.status.toLowerCase())) {
+  const data = toUnifiedTask(env.data);
+  // A Fault's ErrorResponse carries no task: then only the INFO text says the state.
+  const stated = finalStateOf(primary?.info);
+  const task =
+    data ??
+    (stated !== undefined && taskId !== undefined ? { id: taskId, status: stated } : undefined);
+  const withTask = task === undefined ? {} : { task };
+  const finalState =
+    data?.status !== undefined && FINAL_TASK_STATES.has(data.status.toLowerCase())
+      ? data.status
+      : stated;
+  if (finalState !== undefined) {
     return out(
-      failed('conflict', 'TASK_ALREADY_FINISHED', `the task is already ${task.status}`, {
+      failed('conflict', 'TASK_ALREADY_FINISHED', `the task is already ${finalState}`, {
         upstream,
         ...withTask,
       }),
+    );
+  }
+  if (primary?.errCd === 'ILLEGAL_OPERATION' && BLOCKED_BY_TASK.test(primary.info ?? '')) {
+    const blocker = env.msgs
+      .map((m) => BLOCKING_TASK_ID.exec(m.info ?? '')?.[1])
+      .find((id) => id !== undefined);
+    return out(
+      failed(
+        'conflict',
+        'TASK_BLOCKED',
+        `the zone is busy with ${blocker === undefined ? 'another task' : `task ${blocker}`}; the cancel can be tried again later`,
+        { upstream, retryable: true, ...withTask },
+      ),
     );
   }
   switch (primary?.errCd) {
@@ -249,10 +316,7 @@ export function classifyCancel(
           'conflict',
           'TASK_NOT_CANCELABLE',
           'Dyn refused to cancel the task in its current state',
-          {
-            upstream,
-            ...withTask,
-          },
+          { upstream, ...withTask },
         ),
       );
     case 'INVALID_DATA':
@@ -267,9 +331,7 @@ export function classifyCancel(
           'upstream_error',
           'UPSTREAM_AUTH_FAILED',
           "Dyn refused the gateway's account permission for this task",
-          {
-            upstream,
-          },
+          { upstream },
         ),
       );
     case 'SERVICE_UNAVAILABLE':
@@ -292,6 +354,36 @@ export function classifyCancel(
         failed('upstream_error', 'UPSTREAM_FAULT', `Dyn answered ${upstream.code}`, { upstream }),
       );
   }
+}
+
+/** An INFO about the task itself (`task: No such task`), not about the job that carried it. */
+const ABOUT_THE_TASK = /^\s*task\b/i;
+
+/**
+ * Classifies the answer to a job poll. A final job answer is the cancel's own envelope; a
+ * `NOT_FOUND` that is not about the task (`job: No such job`) means Dyn no longer knows the job.
+ */
+export function classifyJobPoll(
+  jobId: string,
+  httpStatus: number,
+  env: DynEnvelope | undefined,
+  retryAfterSeconds?: number,
+  taskId?: string,
+): DynClassification {
+  const primary = env === undefined ? undefined : primaryMessage(env.msgs);
+  if (
+    env !== undefined &&
+    env.status !== 'success' &&
+    env.status !== 'incomplete' &&
+    primary?.errCd === 'NOT_FOUND' &&
+    !ABOUT_THE_TASK.test(primary.info ?? '')
+  ) {
+    return {
+      kind: 'outcome',
+      outcome: jobNotConfirmed(jobId, 'Dyn no longer knows the job', upstreamOf(primary)),
+    };
+  }
+  return classifyCancel(httpStatus, env, retryAfterSeconds, taskId);
 }
 
 /** What a login answer means: a token, or the outcome to report (never echoing credentials). */

@@ -4,7 +4,14 @@ import { failed, type ProviderOutcome } from '../../core/provider-outcome';
 import type { CallContext, Provider, ProviderDeps } from '../provider';
 import { exchange as httpExchange } from '../http-exchange';
 import { classifyTransportError } from '../transport-errors';
-import { classifyCancel, classifyLogin, readEnvelope, type DynClassification } from './mapping';
+import {
+  classifyCancel,
+  classifyJobPoll,
+  classifyLogin,
+  jobNotConfirmed,
+  readEnvelope,
+  type DynClassification,
+} from './mapping';
 import { assembleDynProvider, parseRetryAfter, type DynExchange } from './flow';
 import type { SessionTransport } from './session';
 
@@ -42,6 +49,7 @@ export function createDynRestProvider(
     const headers: Record<string, string> = {
       'content-type': 'application/json',
       accept: 'application/json',
+      'user-agent': deps.userAgent,
     };
     if (options.token !== undefined) headers['auth-token'] = options.token;
     if (options.requestId !== undefined) headers['x-request-id'] = options.requestId;
@@ -97,24 +105,28 @@ export function createDynRestProvider(
     return answer;
   }
 
-  function classify(answer: Extract<RestAnswer, { ok: true }>): DynClassification {
+  /** A cancel's answer, or the answer to a poll of job `poll` (which is cancelling `taskId`). */
+  function classify(
+    answer: Extract<RestAnswer, { ok: true }>,
+    taskId: string,
+    poll: string | undefined,
+  ): DynClassification {
     if (answer.status === 307) {
       const jobId = answer.location === undefined ? undefined : JOB_PATH.exec(answer.location)?.[1];
       if (jobId !== undefined) return { kind: 'incomplete', jobId };
+      // A 307 is "accepted as a job"; without a job path there is nothing to poll.
       return {
         kind: 'outcome',
-        outcome: failed(
-          'upstream_error',
-          'UPSTREAM_BAD_RESPONSE',
-          'Dyn redirected without a job path',
-        ),
+        outcome: jobNotConfirmed(poll, 'redirected without a job path to poll', {
+          code: 'HTTP 307',
+        }),
       };
     }
-    return classifyCancel(
-      answer.status,
-      readEnvelope(answer.json),
-      parseRetryAfter(answer.retryAfter),
-    );
+    const retryAfter = parseRetryAfter(answer.retryAfter);
+    const env = readEnvelope(answer.json);
+    return poll === undefined
+      ? classifyCancel(answer.status, env, retryAfter, taskId)
+      : classifyJobPoll(poll, answer.status, env, retryAfter, taskId);
   }
 
   const transport: SessionTransport = {
@@ -140,6 +152,7 @@ export function createDynRestProvider(
   async function ask(
     method: 'GET' | 'DELETE',
     path: string,
+    ids: { taskId: string; jobId?: string },
     token: string,
     ctx: CallContext,
   ): Promise<DynClassification> {
@@ -148,12 +161,15 @@ export function createDynRestProvider(
       requestId: ctx.requestId,
       signal: ctx.signal,
     });
-    return answer.ok ? classify(answer) : { kind: 'outcome', outcome: answer.outcome };
+    return answer.ok
+      ? classify(answer, ids.taskId, ids.jobId)
+      : { kind: 'outcome', outcome: answer.outcome };
   }
   const exchange: DynExchange = {
     cancel: (taskId, token, ctx) =>
-      ask('DELETE', `/Task/${encodeURIComponent(taskId)}/`, token, ctx),
-    poll: (jobId, token, ctx) => ask('GET', `/Job/${encodeURIComponent(jobId)}/`, token, ctx),
+      ask('DELETE', `/Task/${encodeURIComponent(taskId)}/`, { taskId }, token, ctx),
+    poll: (jobId, taskId, token, ctx) =>
+      ask('GET', `/Job/${encodeURIComponent(jobId)}/`, { taskId, jobId }, token, ctx),
   };
 
   return assembleDynProvider(name, cfg, deps, {

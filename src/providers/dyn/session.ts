@@ -21,6 +21,11 @@ export interface SessionLease {
   release(): void;
   /** Drops the session (expired or broken); it is not reused. `logout` when it may still live. */
   invalidate(logout?: boolean): void;
+  /**
+   * Gives the session back, but not for `ms`: Dyn said it is busy with a job. It is alive, so it
+   * is kept (and still counts towards `maxSessions`) rather than dropped without a logout.
+   */
+  setAside(ms: number): void;
 }
 
 export type AcquireResult =
@@ -40,7 +45,7 @@ export interface SessionPoolOptions {
 export interface SessionPool {
   /** A session of its own for one request: idle, newly logged in, or after a wait. */
   acquire(signal: AbortSignal): Promise<AcquireResult>;
-  /** Sessions open now (idle + leased); for tests and readiness. */
+  /** Sessions open now (idle + leased + set aside); for tests and readiness. */
   size(): number;
   /** Logs out every session; leased ones are logged out as they come back. */
   close(): Promise<void>;
@@ -66,6 +71,8 @@ export function createSessionPool(
 ): SessionPool {
   const { clock } = options;
   const idle: string[] = [];
+  /** Busy sessions set aside, each with the timer that gives it back. */
+  const resting = new Map<string, () => void>();
   let leased = 0;
   let loggingIn = false;
   let closed = false;
@@ -111,6 +118,22 @@ export function createSessionPool(
       invalidate: (logoutDropped = false) => {
         finish(false, logoutDropped);
       },
+      setAside: (ms) => {
+        if (done) return;
+        done = true;
+        leased--;
+        if (closed) {
+          logout(token);
+          return;
+        }
+        const cancel = clock.setTimer(() => {
+          resting.delete(token);
+          if (closed) logout(token);
+          else give(token);
+        }, ms);
+        resting.set(token, cancel);
+        pump();
+      },
     };
   }
 
@@ -132,7 +155,7 @@ export function createSessionPool(
     while (waiters.length > 0 && waiters[0]?.signal.aborted === true)
       waiters.shift()?.resolve(undefined);
     if (closed || loggingIn || waiters.length === 0) return;
-    if (idle.length + leased >= options.maxSessions) return;
+    if (idle.length + leased + resting.size >= options.maxSessions) return;
     if (refused !== undefined && clock.now() < refused.until) {
       const outcome = refused.outcome;
       for (let w = waiters.shift(); w !== undefined; w = waiters.shift())
@@ -220,13 +243,18 @@ export function createSessionPool(
         pump();
       });
     },
-    size: () => idle.length + leased,
+    size: () => idle.length + leased + resting.size,
     async close() {
       if (closed) return;
       closed = true;
       closeController.abort();
       for (let w = waiters.shift(); w !== undefined; w = waiters.shift()) w.resolve(undefined);
       const tokens = idle.splice(0);
+      for (const [token, cancel] of resting) {
+        cancel();
+        tokens.push(token);
+      }
+      resting.clear();
       await Promise.all(tokens.map(logoutNow));
     },
   };

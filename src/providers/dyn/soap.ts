@@ -4,6 +4,7 @@ import type { Provider, ProviderDeps } from '../provider';
 import { assembleDynProvider, parseRetryAfter, type DynExchange } from './flow';
 import {
   classifyCancel,
+  classifyJobPoll,
   classifyLogin,
   readEnvelope,
   type DynClassification,
@@ -77,6 +78,8 @@ export async function createDynSoapProvider(
       httpClient: http,
       ...(cfg.endpoint === undefined ? {} : { endpoint: cfg.endpoint }),
     });
+    // node-soap sends the client's HTTP headers with every call (and its own User-Agent otherwise).
+    client.addHttpHeader('User-Agent', deps.userAgent);
     // Looked up once. openDynSoapClient checked the WSDL describes each; node-soap defines them.
     const methods = client as unknown as Record<string, unknown>;
     const missing = DYN_SOAP_OPERATIONS.filter((op) => typeof methods[`${op}Async`] !== 'function');
@@ -128,9 +131,9 @@ export async function createDynSoapProvider(
   }
 
   /** A reply as the shared mapping sees it. A Fault's HTTP 500 is SOAP's convention, not an outage. */
-  function classify(reply: SoapReply): DynClassification {
+  function classify(reply: SoapReply, taskId?: string): DynClassification {
     if (reply.kind === 'failed') return { kind: 'outcome', outcome: reply.outcome };
-    return classifyCancel(200, reply.envelope);
+    return classifyCancel(200, reply.envelope, undefined, taskId);
   }
 
   const sessions: SessionTransport = {
@@ -162,26 +165,24 @@ export async function createDynSoapProvider(
         ctx.signal,
         ctx.requestId,
       );
-      return classify(reply);
+      return classify(reply, taskId);
     },
-    async poll(jobId, token, ctx) {
+    async poll(jobId, taskId, token, ctx) {
       const reply = await call(
         'GetJob',
         { token, fault_incompat: 1, job_id: jobId },
         ctx.signal,
         ctx.requestId,
       );
-      if (reply.kind !== 'response' || reply.envelope?.status !== 'success') {
-        const outer = classify(reply);
-        // A job still running may be reported on the outer envelope, without repeating its id.
-        return outer.kind === 'outcome' &&
-          reply.kind === 'response' &&
-          reply.envelope?.status === 'incomplete'
-          ? { kind: 'incomplete', jobId }
-          : outer;
-      }
+      if (reply.kind === 'failed') return { kind: 'outcome', outcome: reply.outcome };
+      const outer = reply.envelope;
+      // A job still running may be reported on the outer envelope, without repeating its id.
+      if (outer?.status === 'incomplete') return { kind: 'incomplete', jobId };
+      // GetJob fails (or faults) about the job itself: "job: No such job" once its session is gone.
+      if (reply.kind === 'fault' || outer?.status !== 'success')
+        return classifyJobPoll(jobId, 200, outer, undefined, taskId);
       // GetJob succeeds when it finds the job; the cancel's own answer is inside `data`.
-      const inner = readEnvelope(reply.envelope.data);
+      const inner = readEnvelope(outer.data);
       if (inner === undefined) {
         return {
           kind: 'outcome',
@@ -193,7 +194,7 @@ export async function createDynSoapProvider(
         };
       }
       if (inner.status === 'incomplete') return { kind: 'incomplete', jobId };
-      return classifyCancel(200, inner);
+      return classifyCancel(200, inner, undefined, taskId);
     },
   };
 

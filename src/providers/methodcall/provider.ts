@@ -10,7 +10,7 @@ import { classifyAnswer, decodeResponse, encodeCancelTask, methodcallTaskIdProbl
 export function createMethodcallProvider(
   name: string,
   cfg: MethodcallProviderConfig,
-  _deps: ProviderDeps,
+  deps: ProviderDeps,
 ): Provider {
   const url = new URL(cfg.url);
   const path = `${url.pathname}${url.search}`;
@@ -31,6 +31,7 @@ export function createMethodcallProvider(
       headers: {
         'content-type': 'application/xml',
         accept: 'application/xml',
+        'user-agent': deps.userAgent,
         'x-request-id': ctx.requestId,
       },
       body: encodeCancelTask(taskId),

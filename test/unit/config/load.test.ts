@@ -1,4 +1,5 @@
 import { interpolate, loadConfigFile, parseConfig } from '../../../src/config/load';
+import { describeValue } from '../../../src/core/request';
 
 const valid = `
 providers:
@@ -234,7 +235,7 @@ describe('config: every error names its path', () => {
     [
       'an unknown provider type',
       valid.replace('type: methodcall', 'type: graphql'),
-      /^providers\.wh\.type: must be one of methodcall, dyn-rest, dyn-soap$/,
+      /^providers\.wh\.type: expected one of "methodcall", "dyn-rest", "dyn-soap", got "graphql"$/,
     ],
     [
       'a missing url',
@@ -249,7 +250,7 @@ describe('config: every error names its path', () => {
     [
       'a bad provider name',
       valid.replace('  wh:', '  Wh!:').replace('provider: wh', 'provider: wh'),
-      /^providers\.Wh!/,
+      /^providers\.Wh!: a provider name must match \^\[a-z0-9\]\[a-z0-9_-\]\{0,62\}\$$/,
     ],
     [
       'a route to an unknown provider',
@@ -342,5 +343,153 @@ routes:
       ok: false,
       problems: ['/nonexistent/gateway.yaml: cannot read the file (ENOENT)'],
     });
+  });
+});
+
+describe('config: a value of the wrong type is reported as such, never as "is required"', () => {
+  /** `valid` with `line` added to the `wh` provider. */
+  const withProvider = (line: string) =>
+    valid.replace('type: methodcall', `type: methodcall\n    ${line}`);
+
+  it.each([
+    // invalid_type, one per kind of value that can come
+    [
+      `server:\n  requestTimeoutMs: "ten seconds"\n${valid}`,
+      'server.requestTimeoutMs: expected an integer, got "ten seconds"',
+    ],
+    [withProvider('timeoutMs: 3000.5'), 'providers.wh.timeoutMs: expected an integer, got 3000.5'],
+    [withProvider('retry: 3'), 'providers.wh.retry: expected an object, got 3'],
+    [withProvider('retry: [1]'), 'providers.wh.retry: expected an object, got array'],
+    [withProvider('maxQueue: true'), 'providers.wh.maxQueue: expected an integer, got boolean'],
+    [withProvider('maxQueue: null'), 'providers.wh.maxQueue: expected an integer, got null'],
+    [withProvider('maxQueue: { a: 1 }'), 'providers.wh.maxQueue: expected an integer, got object'],
+    [
+      withProvider('rateLimitPerSecond: fast'),
+      'providers.wh.rateLimitPerSecond: expected a number, got "fast"',
+    ],
+    [
+      valid.replace('provider: wh', 'provider: wh\n    fallback: dns-soap-sim'),
+      'routes.warehouse.fallback: expected a list, got "dns-soap-sim"',
+    ],
+    ['providers: [a]\nroutes:\n  w: { provider: a }', 'providers: expected an object, got array'],
+    // too_small / too_big
+    [`server:\n  port: 70000\n${valid}`, 'server.port: expected at most 65535, got 70000'],
+    [withProvider('maxQueue: -1'), 'providers.wh.maxQueue: expected at least 0, got -1'],
+    [
+      withProvider('rateLimitPerSecond: 0'),
+      'providers.wh.rateLimitPerSecond: expected more than 0, got 0',
+    ],
+    [
+      valid.replace('provider: wh', 'provider: wh\n    fallback: [a, b, c, d, e, f, g, h, i]'),
+      'routes.warehouse.fallback: expected at most 8 items, got 9',
+    ],
+    // invalid_format: a URL and a name (regex)
+    [
+      valid.replace('http://127.0.0.1:44000/api/v2/task', 'ftp://x/y'),
+      'providers.wh.url: expected an http:// or https:// URL, got "ftp://x/y"',
+    ],
+    [
+      valid.replace('provider: wh', 'provider: Wh'),
+      'routes.warehouse.provider: expected a name matching ^[a-z0-9][a-z0-9_-]{0,62}$, got "Wh"',
+    ],
+    // invalid_value (enum)
+    [
+      `state:\n  store: mongo\n${valid}`,
+      'state.store: expected one of "memory", "redis", got "mongo"',
+    ],
+    // invalid_union (the discriminator)
+    [
+      valid.replace('type: methodcall', 'type: 5'),
+      'providers.wh.type: expected one of "methodcall", "dyn-rest", "dyn-soap", got 5',
+    ],
+    [valid.replace('    type: methodcall\n', ''), 'providers.wh.type: is required'],
+    // invalid_key (a record key)
+    [
+      valid.replace('  warehouse:', '  Bad_Name:'),
+      'routes.Bad_Name: a route name must match ^[a-z0-9][a-z0-9_-]{0,62}$',
+    ],
+    [
+      valid.replace('  wh:', '  WH:'),
+      'providers.WH: a provider name must match ^[a-z0-9][a-z0-9_-]{0,62}$',
+    ],
+    // unrecognized_keys
+    [withProvider('urll: x'), 'providers.wh.urll: unknown key'],
+    // custom refinements
+    [
+      valid.replace('provider: wh', 'provider: nope'),
+      'routes.warehouse.provider: unknown provider "nope"',
+    ],
+    [
+      `server:\n  host: 127.0.0.999\n${valid}`,
+      'server.host: expected an IPv4 or IPv6 address or a host name, got "127.0.0.999"',
+    ],
+  ])('%#: %s', (text, expected) => {
+    expect(problems(text)).toEqual([expected]);
+  });
+
+  it('says "is required" only for an absent key', () => {
+    expect(problems(valid.replace('    url: http://127.0.0.1:44000/api/v2/task\n', ''))).toEqual([
+      'providers.wh.url: is required',
+    ]);
+    const present = [`server:\n  port: null\n${valid}`, `server:\n  port: ""\n${valid}`];
+    for (const text of present) expect(problems(text).join()).not.toContain('is required');
+  });
+
+  it('keeps secrets out of the messages: only their type or length', () => {
+    const dyn = (password: string) =>
+      `providers:\n  d: { type: dyn-rest, baseUrl: "https://x/REST", customerName: c, userName: u, password: ${password} }\nroutes:\n  d: { provider: d }`;
+    expect(problems(dyn('123456'))).toEqual([
+      'providers.d.password: expected a string, got number',
+    ]);
+    expect(problems(dyn('""'))).toEqual([
+      'providers.d.password: expected at least 1 character, got 0',
+    ]);
+    const keys = `auth:\n  apiKeys:\n    - { id: a, key: short-secret }\n    - { id: b, sha256: pasted-secret-key }\n${valid}`;
+    const found = problems(keys);
+    expect(found).toEqual([
+      'auth.apiKeys.0.key: expected at least 16 characters, got 12',
+      'auth.apiKeys.1.sha256: expected 64 hex characters (the SHA-256 of the key), got 17',
+    ]);
+    expect(found.join()).not.toContain('secret');
+  });
+});
+
+describe('config: server.host', () => {
+  const withHost = (host: string) => `server:\n  host: ${JSON.stringify(host)}\n${valid}`;
+
+  it.each([
+    '0.0.0.0',
+    '127.0.0.1',
+    '::',
+    '::1',
+    'fe80::1',
+    'localhost',
+    'gw-1.example.com',
+    'host.docker.internal',
+    'a1.b2c',
+  ])('accepts %s', (host) => {
+    const result = parseConfig(withHost(host), 't.yaml', {});
+    if (!result.ok) throw new Error(result.problems.join());
+    expect(result.value.config.server.host).toBe(host);
+  });
+
+  it.each([
+    '127.0.0.999',
+    '256.0.0.1',
+    '1.2.3',
+    '10.0.0.1.',
+    '',
+    ' localhost',
+    'my_host',
+    '-a.b',
+    'a-.b',
+    '[::1]',
+    '::g',
+    'http://h',
+    `${'a'.repeat(64)}.com`,
+  ])('refuses %p: neither an IP address nor a host name', (host) => {
+    expect(problems(withHost(host))).toEqual([
+      `server.host: expected an IPv4 or IPv6 address or a host name, got ${describeValue(host)}`,
+    ]);
   });
 });

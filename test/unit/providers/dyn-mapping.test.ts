@@ -1,6 +1,7 @@
 import { xmlDepth } from '../../../src/providers/dyn/soap-http';
 import {
   classifyCancel,
+  classifyJobPoll,
   classifyLogin,
   primaryMessage,
   readEnvelope,
@@ -210,20 +211,32 @@ describe('Dyn cancel classification', () => {
     expect(classify(404, MISSING_TOKEN_2015).kind).toBe('auth_expired');
   });
 
-  it('"token: This session already has a job running" → a fresh session', () => {
-    const body = {
-      status: 'failure',
-      data: {},
-      msgs: [
-        {
-          INFO: 'token: This session already has a job running',
-          ERR_CD: 'OPERATION_FAILED',
-          LVL: 'ERROR',
+  // denominator's `running` fixture (HTTP 400) and the jclouds Dyn client's note that Dyn
+  // "returns the following as a 200".
+  it.each([
+    [400, 'running'],
+    [200, 'failure'],
+  ])(
+    '"This session already has a job running" (HTTP %i, %s) → session busy, not expired',
+    (http, status) => {
+      const busy = {
+        INFO: 'token: This session already has a job running',
+        SOURCE: 'API-B',
+        ERR_CD: 'OPERATION_FAILED',
+        LVL: 'ERROR',
+      };
+      const r = classify(http, { status, data: {}, job_id: 1, msgs: [busy] });
+      expect(r).toEqual({
+        kind: 'session_busy',
+        detail: {
+          info: busy.INFO,
+          source: 'API-B',
+          errCd: 'OPERATION_FAILED',
+          lvl: 'ERROR',
         },
-      ],
-    };
-    expect(classify(400, body).kind).toBe('auth_expired');
-  });
+      });
+    },
+  );
 
   it('NOT_FOUND → not_found with ERR_CD and INFO upstream', () => {
     const r = classify(404, {
@@ -244,12 +257,82 @@ describe('Dyn cancel classification', () => {
     });
   });
 
-  it('ILLEGAL_OPERATION (blocked capture) → conflict', () => {
-    const r = classify(400, BLOCKED);
+  it('"zone: Operation blocked by current task" → retryable conflict TASK_BLOCKED', () => {
+    for (const body of [BLOCKED, [BLOCKED]]) {
+      const r = classify(400, body);
+      expect(r.kind === 'outcome' && r.outcome).toEqual({
+        outcome: 'conflict',
+        retryable: true,
+        error: {
+          code: 'TASK_BLOCKED',
+          message: expect.stringContaining('task 39120953'),
+          upstream: {
+            code: 'ILLEGAL_OPERATION',
+            message: 'zone: Operation blocked by current task',
+          },
+        },
+      });
+    }
+  });
+
+  it('ILLEGAL_OPERATION about anything else → final conflict TASK_NOT_CANCELABLE', () => {
+    const r = classify(400, {
+      status: 'failure',
+      msgs: [
+        { INFO: 'task: Task cannot be canceled now', ERR_CD: 'ILLEGAL_OPERATION', LVL: 'ERROR' },
+      ],
+    });
     expect(r.kind === 'outcome' && r.outcome).toMatchObject({
       outcome: 'conflict',
       error: { code: 'TASK_NOT_CANCELABLE', upstream: { code: 'ILLEGAL_OPERATION' } },
     });
+    expect(r.kind === 'outcome' && r.outcome.retryable).toBeUndefined();
+  });
+
+  it.each([
+    ['task: Task is already canceled', 'canceled'],
+    ['task: Task is already cancelled', 'canceled'],
+    ['task: Task is already complete', 'complete'],
+    ['Task is already completed', 'complete'],
+    ['task: Task is already failed', 'failed'],
+  ])(
+    '%p without task data → TASK_ALREADY_FINISHED, the stated state on the requested task',
+    (info, state) => {
+      const body = {
+        status: 'failure',
+        msgs: [{ INFO: info, ERR_CD: 'ILLEGAL_OPERATION', LVL: 'ERROR' }],
+      };
+      const r = classifyCancel(400, readEnvelope(body), undefined, '77');
+      expect(r.kind === 'outcome' && r.outcome).toMatchObject({
+        outcome: 'conflict',
+        error: { code: 'TASK_ALREADY_FINISHED' },
+        task: { id: '77', status: state },
+      });
+      // Without the requested id, there is no task to name: the code still says it.
+      const anonymous = classify(400, body);
+      expect(anonymous.kind === 'outcome' && anonymous.outcome.error?.code).toBe(
+        'TASK_ALREADY_FINISHED',
+      );
+      expect(anonymous.kind === 'outcome' && anonymous.outcome.task).toBeUndefined();
+    },
+  );
+
+  it('HTTP 503 with the SERVICE_UNAVAILABLE envelope → unavailable, not sent (retried)', () => {
+    const r = classify(503, {
+      status: 'failure',
+      msgs: [{ INFO: 'service: down', ERR_CD: 'SERVICE_UNAVAILABLE', LVL: 'ERROR' }],
+    });
+    expect(r.kind === 'outcome' && r.outcome).toMatchObject({
+      outcome: 'unavailable',
+      notSent: true,
+      error: { code: 'UPSTREAM_UNAVAILABLE', upstream: { code: 'SERVICE_UNAVAILABLE' } },
+    });
+    const internal = classify(500, {
+      status: 'failure',
+      msgs: [{ INFO: 'x', ERR_CD: 'INTERNAL_ERROR', LVL: 'ERROR' }],
+    });
+    // A 500 may come after the work: it is not "certainly not done".
+    expect(internal.kind === 'outcome' && internal.outcome.notSent).toBeUndefined();
   });
 
   it('OPERATION_FAILED (not about the session) → conflict', () => {
@@ -361,9 +444,60 @@ describe('Dyn cancel classification', () => {
     });
   });
 
-  it('incomplete without job id → upstream_error', () => {
-    const r = classify(200, { status: 'incomplete', data: null });
-    expect(r.kind === 'outcome' && r.outcome.outcome).toBe('upstream_error');
+  it('incomplete with job_id null → accepted but unconfirmable: timeout JOB_NOT_CONFIRMED', () => {
+    for (const body of [
+      { status: 'incomplete', data: null },
+      { status: 'incomplete', data: null, job_id: null },
+    ]) {
+      const r = classify(200, body);
+      expect(r.kind === 'outcome' && r.outcome).toMatchObject({
+        outcome: 'timeout',
+        error: { code: 'JOB_NOT_CONFIRMED', message: expect.stringMatching(/accepted/) },
+      });
+    }
+  });
+
+  it('success with data: null and job_id: null → canceled without a task', () => {
+    expect(classify(200, { status: 'success', data: null, job_id: null, msgs: [] })).toEqual({
+      kind: 'outcome',
+      outcome: { outcome: 'canceled' },
+    });
+  });
+});
+
+describe('Dyn job poll classification', () => {
+  const poll = (status: number, body: unknown) =>
+    classifyJobPoll('4340980460', status, readEnvelope(body), undefined, '39120953');
+
+  it('"job: No such job" (HTTP 404) → timeout JOB_NOT_CONFIRMED, never not_found', () => {
+    const r = poll(404, {
+      status: 'failure',
+      data: {},
+      job_id: 1,
+      msgs: [{ INFO: 'job: No such job', SOURCE: 'BLL', ERR_CD: 'NOT_FOUND', LVL: 'ERROR' }],
+    });
+    expect(r).toEqual({
+      kind: 'outcome',
+      outcome: {
+        outcome: 'timeout',
+        error: {
+          code: 'JOB_NOT_CONFIRMED',
+          message: expect.stringContaining('job 4340980460'),
+          upstream: { code: 'NOT_FOUND', message: 'job: No such job' },
+        },
+      },
+    });
+  });
+
+  it("the job's own answer about the task is the cancel's answer", () => {
+    const gone = poll(404, {
+      status: 'failure',
+      msgs: [{ INFO: 'task: No such task', ERR_CD: 'NOT_FOUND', LVL: 'ERROR' }],
+    });
+    expect(gone.kind === 'outcome' && gone.outcome.error?.code).toBe('TASK_NOT_FOUND');
+    const done = poll(200, { status: 'success', data: TASK, job_id: 1, msgs: [] });
+    expect(done.kind === 'outcome' && done.outcome.outcome).toBe('canceled');
+    expect(poll(200, INCOMPLETE_2014)).toEqual({ kind: 'incomplete', jobId: '966935380' });
   });
 });
 

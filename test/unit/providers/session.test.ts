@@ -237,6 +237,59 @@ describe('session pool', () => {
     expect(pool.size()).toBe(0);
   });
 
+  it('setAside keeps a busy session out of use for its pause, counted, then serves it again', async () => {
+    start(1);
+    const first = acquiring();
+    await settle();
+    t.grant(0, 's1');
+    await settle();
+    leaseOf(first.result).setAside(1_000);
+    expect(pool.size()).toBe(1);
+    const waiting = acquiring();
+    await settle();
+    // The pool is full with the busy session: no login, and the waiter waits for it.
+    expect(t.logins).toHaveLength(1);
+    expect(waiting.result).toBeUndefined();
+    await clock.advance(999);
+    expect(waiting.result).toBeUndefined();
+    await clock.advance(1);
+    expect(leaseOf(waiting.result).token).toBe('s1');
+    expect(t.logouts).toEqual([]);
+  });
+
+  it('setAside leaves room below maxSessions for a new login', async () => {
+    start(2);
+    const first = acquiring();
+    await settle();
+    t.grant(0, 's1');
+    await settle();
+    leaseOf(first.result).setAside(1_000);
+    const next = acquiring();
+    await settle();
+    expect(t.logins).toHaveLength(2);
+    t.grant(1, 's2');
+    await settle();
+    expect(leaseOf(next.result).token).toBe('s2');
+    expect(pool.size()).toBe(2);
+  });
+
+  it('close logs out a set-aside session at once and cancels its timer', async () => {
+    start(2);
+    const first = acquiring();
+    await settle();
+    t.grant(0, 's1');
+    await settle();
+    const lease = leaseOf(first.result);
+    lease.setAside(1_000);
+    lease.release(); // a lease ends once
+    await pool.close();
+    expect(t.logouts.map((l) => l.token)).toEqual(['s1']);
+    expect(clock.pendingTimers()).toBe(0);
+    await clock.advance(1_000);
+    expect(t.logouts).toHaveLength(1);
+    expect(pool.size()).toBe(0);
+  });
+
   it('close logs out idle sessions at once and leased ones when they come back', async () => {
     start(2);
     const a = acquiring();

@@ -1,5 +1,10 @@
 import fc from 'fast-check';
-import { parseRequest, readRequest } from '../../../src/simulators/dyn-soap';
+import {
+  bodyElementNamespace,
+  isDynectNamespace,
+  parseRequest,
+  readRequest,
+} from '../../../src/simulators/dyn-soap';
 
 const envelope = (op: string, children: string, prefix = 'tns'): string =>
   '<?xml version="1.0" encoding="utf-8"?><soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/" ' +
@@ -58,6 +63,69 @@ describe('the SOAP simulator reads requests without a parser when it can', () =>
     expect(readRequest(attributed)).toEqual({
       operation: 'CancelTaskRequest',
       args: { token: 'T' },
+    });
+  });
+});
+
+describe('the namespace of the body element, however it is declared', () => {
+  const soap = 'xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"';
+  const dyn = 'https://api2.dynect.net/wsdl/3.7.16/Dynect/';
+
+  it.each([
+    [
+      'prefixed, declared on the Envelope (node-soap)',
+      `<soap:Envelope ${soap} xmlns:tns="${dyn}"><soap:Body><tns:X/></soap:Body></soap:Envelope>`,
+    ],
+    [
+      'prefixed, declared on the element',
+      `<soap:Envelope ${soap}><soap:Body><d:X xmlns:d="${dyn}"/></soap:Body></soap:Envelope>`,
+    ],
+    [
+      'a default namespace on the element (.NET)',
+      `<soap:Envelope ${soap}><soap:Body><X xmlns="${dyn}"><a xmlns="">1</a></X></soap:Body></soap:Envelope>`,
+    ],
+    [
+      'a default namespace on the Body',
+      `<soap:Envelope ${soap}><soap:Body xmlns='${dyn}'><X/></soap:Body></soap:Envelope>`,
+    ],
+    [
+      'after a SOAP Header',
+      `<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/" xmlns:tns="${dyn}"><s:Header><h:Y xmlns:h="urn:h"/></s:Header><s:Body><tns:X/></s:Body></s:Envelope>`,
+    ],
+  ])('%s', (_form, body) => {
+    expect(bodyElementNamespace(`<?xml version="1.0" encoding="utf-8"?>${body}`)).toBe(dyn);
+  });
+
+  it('resolves the nearest declaration, and nothing without one', () => {
+    expect(
+      bodyElementNamespace(
+        `<soap:Envelope ${soap} xmlns="${dyn}"><soap:Body><X xmlns="urn:other"/></soap:Body></soap:Envelope>`,
+      ),
+    ).toBe('urn:other');
+    expect(
+      bodyElementNamespace(
+        `<soap:Envelope ${soap}><soap:Body><tns:X/></soap:Body></soap:Envelope>`,
+      ),
+    ).toBeUndefined();
+    expect(bodyElementNamespace('<html><body>no</body></html>')).toBeUndefined();
+  });
+
+  it('knows a Dynect namespace of any version, and nothing else', () => {
+    expect(isDynectNamespace(dyn)).toBe(true);
+    expect(isDynectNamespace('https://api2.dynect.net/wsdl/2.3.1/Dynect/')).toBe(true);
+    expect(isDynectNamespace('https://api2.dynect.net/wsdl/3.7.16/Other/')).toBe(false);
+    expect(isDynectNamespace('urn:x')).toBe(false);
+    expect(isDynectNamespace(undefined)).toBe(false);
+  });
+
+  it('reads the request of a default-namespaced body element', () => {
+    const body =
+      `<?xml version="1.0" encoding="utf-8"?><soap:Envelope ${soap}><soap:Body>` +
+      `<SessionLoginRequest xmlns="${dyn}"><user_name xmlns="">u</user_name></SessionLoginRequest>` +
+      '</soap:Body></soap:Envelope>';
+    expect(readRequest(body)).toEqual({
+      operation: 'SessionLoginRequest',
+      args: { user_name: 'u' },
     });
   });
 });
