@@ -21,7 +21,7 @@ FROM ${NODE_IMAGE} AS runtime
 RUN apt-get update \
   && apt-get install -y --no-install-recommends tini \
   && rm -rf /var/lib/apt/lists/*
-# Heap settings measured in bench/README.md: peak RSS 129–138 MB at full load (the issue allows
+# Heap settings measured in docs/performance.md: peak RSS 139–151 MB at full load (the target is
 # 150); the 8 MB semi-space halves the scavenges of the 4 MB one.
 ENV NODE_ENV=production \
     GATEWAY_CONFIG=/etc/cancel-gateway/gateway.yaml \
