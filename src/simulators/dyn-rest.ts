@@ -10,6 +10,7 @@ import {
 } from './dyn-backend';
 import {
   connectionOf,
+  recordOf,
   serve,
   readBody,
   waitUnlessGone,
@@ -211,15 +212,7 @@ export async function startDynRestSimulator(
 
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const body = await readBody(req);
-    const connection = connectionOf(req);
-    log.record({
-      method: req.method ?? '',
-      path: req.url ?? '',
-      headers: req.headers,
-      body,
-      connection: connection.id,
-      reused: connection.before > 0,
-    });
+    log.record(recordOf(req, body));
     const path = ((req.url ?? '').split('?')[0] ?? '').toLowerCase().replace(/\/+$/, '');
     const method = req.method ?? '';
     // Dyn needs the request media type on every call, GETs and DELETEs included.

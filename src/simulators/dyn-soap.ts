@@ -13,6 +13,7 @@ import {
 } from './dyn-backend';
 import {
   connectionOf,
+  recordOf,
   serve,
   readBody,
   waitUnlessGone,
@@ -461,17 +462,7 @@ export async function startDynSoapSimulator(
     const request = readRequest(body);
     const operation = request?.operation ?? '';
     const args = request?.args ?? {};
-    const connection = connectionOf(req);
-    log.record({
-      method: req.method ?? '',
-      path: req.url ?? '',
-      headers: req.headers,
-      body,
-      connection: connection.id,
-      reused: connection.before > 0,
-      operation,
-      args,
-    });
+    log.record({ ...recordOf(req, body), operation, args });
     const client = (text: string): void => {
       fault(
         res,

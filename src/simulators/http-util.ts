@@ -39,6 +39,19 @@ export function connectionOf(req: IncomingMessage): ConnectionInfo {
   return requestConnections.get(req) ?? { id: 0, before: 0 };
 }
 
+/** What every simulator records of a request: method, path, headers, body and its connection. */
+export function recordOf(req: IncomingMessage, body: string): RecordedCall {
+  const connection = connectionOf(req);
+  return {
+    method: req.method ?? '',
+    path: req.url ?? '',
+    headers: req.headers,
+    body,
+    connection: connection.id,
+    reused: connection.before > 0,
+  };
+}
+
 /** Reads a whole request body (simulators trust their callers: tests and the demo). */
 export function readBody(req: IncomingMessage): Promise<string> {
   return new Promise((resolve, reject) => {
