@@ -1,5 +1,4 @@
 import { execFile } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { RequestHandler } from 'express';
@@ -13,7 +12,14 @@ import {
   startMethodcallSimulator,
   type MethodcallSimulator,
 } from '../../src/simulators/methodcall';
-import { postJson, startTestGateway, type TestGateway } from '../helpers/gateway';
+import {
+  postJson,
+  startTestGateway,
+  type TestGateway,
+  OPS_KEY,
+  twoCallerAuth,
+  WAREHOUSE_KEY,
+} from '../helpers/gateway';
 
 /** A document (or any part of it) as JSON. */
 type Json = Record<string, any>;
@@ -150,8 +156,6 @@ function keysNamed(value: unknown, name: string): unknown[] {
   ]);
 }
 
-const OPS_KEY = 'ops-key-0123456789abcdef';
-const WAREHOUSE_KEY = 'warehouse-key-0123456789';
 const plain = { retry: { attempts: 1 }, circuitBreaker: { failureThreshold: 1000 } };
 
 let sim: MethodcallSimulator;
@@ -177,12 +181,7 @@ beforeAll(async () => {
     {
       providers,
       routes,
-      auth: {
-        apiKeys: [
-          { id: 'ops', sha256: createHash('sha256').update(OPS_KEY).digest('hex') },
-          { id: 'warehouse-team', key: '${WAREHOUSE_KEY}', targets: ['warehouse'] },
-        ],
-      },
+      auth: twoCallerAuth(),
     },
     { WAREHOUSE_KEY },
   );

@@ -1,14 +1,17 @@
-import { createHash } from 'node:crypto';
 import { BatchResultSchema, RoutesSchema } from '../../src/core/result-schema';
 import {
   startMethodcallSimulator,
   type MethodcallSimulator,
 } from '../../src/simulators/methodcall';
-import { postJson, startTestGateway, type TestGateway } from '../helpers/gateway';
+import {
+  postJson,
+  startTestGateway,
+  type TestGateway,
+  OPS_KEY,
+  twoCallerAuth,
+  WAREHOUSE_KEY,
+} from '../helpers/gateway';
 import { expectUnifiedShape } from '../helpers/shape';
-
-const OPS_KEY = 'ops-key-0123456789abcdef';
-const WAREHOUSE_KEY = 'warehouse-key-0123456789';
 
 let sim: MethodcallSimulator;
 let open: TestGateway;
@@ -29,12 +32,7 @@ beforeAll(async () => {
     {
       providers,
       routes,
-      auth: {
-        apiKeys: [
-          { id: 'ops', sha256: createHash('sha256').update(OPS_KEY).digest('hex') },
-          { id: 'warehouse-team', key: '${WAREHOUSE_KEY}', targets: ['warehouse'] },
-        ],
-      },
+      auth: twoCallerAuth(),
     },
     { WAREHOUSE_KEY },
   );

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -119,5 +120,19 @@ export async function postJson(
     status: res.status,
     headers: res.headers,
     body: JSON.parse(text) as Record<string, any>,
+  };
+}
+
+/** Two callers for auth tests: `ops` (every target, by SHA-256) and `warehouse-team` (by env key). */
+export const OPS_KEY = 'ops-key-0123456789abcdef';
+export const WAREHOUSE_KEY = 'warehouse-key-0123456789';
+
+/** The `auth` block of those two callers; `WAREHOUSE_KEY` must be in the gateway's env. */
+export function twoCallerAuth(): Record<string, unknown> {
+  return {
+    apiKeys: [
+      { id: 'ops', sha256: createHash('sha256').update(OPS_KEY).digest('hex') },
+      { id: 'warehouse-team', key: '${WAREHOUSE_KEY}', targets: ['warehouse'] },
+    ],
   };
 }
