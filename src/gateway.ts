@@ -12,6 +12,7 @@ import { createReloader, type ReloadResult } from './lifecycle/reload';
 import { ListenError, serve } from './lifecycle/serve';
 import type { Logger } from './observability/logger';
 import { createMetrics, type Metrics } from './observability/metrics';
+import { createTracing, type Tracing } from './observability/tracing';
 import { systemClock, type Clock } from './resilience/clock';
 import { buildRuntime, type Runtime } from './routing/runtime';
 import { createMemoryStore } from './state/memory-store';
@@ -37,6 +38,8 @@ export interface StartOptions {
   clock?: Clock;
   /** Express middleware mounted before every route. */
   middleware?: RequestHandler[];
+  /** Spans and their export (default: from the `OTEL_*` variables of `process.env`). */
+  tracing?: Tracing;
 }
 
 export interface RunningGateway {
@@ -72,6 +75,13 @@ export async function startGateway(options: StartOptions): Promise<RunningGatewa
   const { config } = loaded.value;
   const clock = options.clock ?? systemClock;
   const metrics = createMetrics();
+  const tracing =
+    options.tracing ??
+    createTracing(process.env, {
+      onError: (err) => {
+        logger.warn({ err }, 'the last spans could not be exported');
+      },
+    });
   const store = await openStore(config.state, logger, metrics, clock);
   const deps = {
     logger,
@@ -79,6 +89,8 @@ export async function startGateway(options: StartOptions): Promise<RunningGatewa
     store,
     clock,
     userAgent: `cancel-gateway/${VERSION}`,
+    env,
+    tracer: tracing.tracer,
   };
   const build = async (next: LoadedConfig): Promise<ActiveConfig> => ({
     runtime: await buildRuntime(next, deps),
@@ -89,6 +101,7 @@ export async function startGateway(options: StartOptions): Promise<RunningGatewa
     initial = await build(loaded.value);
   } catch (err) {
     await store.close();
+    await tracing.shutdown();
     throw new StartupError([err instanceof Error ? err.message : String(err)]);
   }
   const reloader = createReloader({
@@ -112,6 +125,7 @@ export async function startGateway(options: StartOptions): Promise<RunningGatewa
     clock,
     store,
     replay: createCancelMemory(store, config.state.rememberSeconds),
+    tracing,
   };
   const app = createApp(ctx, { version: VERSION, before: options.middleware ?? [] });
   const port = env.PORT !== undefined && env.PORT !== '' ? Number(env.PORT) : config.server.port;
@@ -123,6 +137,7 @@ export async function startGateway(options: StartOptions): Promise<RunningGatewa
     reloader.stop();
     await reloader.current().runtime.close(0);
     await store.close();
+    await tracing.shutdown();
     if (err instanceof ListenError) throw new StartupError([err.message], 'listen');
     throw err;
   }
@@ -133,6 +148,7 @@ export async function startGateway(options: StartOptions): Promise<RunningGatewa
     async closed() {
       await reloader.current().runtime.close(0);
       await store.close();
+      await tracing.shutdown();
       logger.info('stopped');
       await flush(logger);
     },

@@ -1,5 +1,6 @@
 import type { Metrics } from '../observability/metrics';
 import type { Logger } from '../observability/logger';
+import type { Tracing } from '../observability/tracing';
 import type { Clock } from '../resilience/clock';
 import type { Runtime } from '../routing/runtime';
 import type { CancelMemory } from '../state/replay';
@@ -32,4 +33,6 @@ export interface HttpContext {
   /** Shared state: outcome memory, idempotency keys. */
   store: StateStore;
   replay: CancelMemory;
+  /** Server spans of `/cancel` and batch items. */
+  tracing: Tracing;
 }

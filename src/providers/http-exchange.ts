@@ -15,6 +15,8 @@ export type Exchange =
   | { kind: 'failed'; error: unknown };
 
 export interface ExchangeRequest {
+  /** `scheme://host[:port]` of the upstream; the dispatcher picks (or proxies) its connection. */
+  origin: string;
   method: 'GET' | 'POST' | 'DELETE';
   path: string;
   headers: Record<string, string>;
@@ -43,7 +45,7 @@ function reasonOf(signal: AbortSignal): Error {
 const CLOSED_UNDER_US = new Set(['ECONNRESET', 'EPIPE', 'UND_ERR_SOCKET']);
 
 /**
- * One request/response through an undici pool, read into a string with a size cap. A request
+ * One request/response through an undici dispatcher, read into a string with a size cap. A request
  * whose connection closed before any byte of an answer arrived is sent once more at once, on
  * another connection: that is how a socket the server closed while idle shows, and the cancel
  * certainly did not run. A connection cut after the answer began is never retried.
@@ -130,7 +132,13 @@ function exchangeOnce(dispatcher: Dispatcher, request: ExchangeRequest): Promise
       },
     };
     dispatcher.dispatch(
-      { method: request.method, path: request.path, headers: request.headers, body: request.body },
+      {
+        origin: request.origin,
+        method: request.method,
+        path: request.path,
+        headers: request.headers,
+        body: request.body,
+      },
       handler,
     );
   });

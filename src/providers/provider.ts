@@ -1,3 +1,4 @@
+import type { Tracer } from '@opentelemetry/api';
 import type { Protocol } from '../core/protocols';
 import type { ProviderOutcome } from '../core/provider-outcome';
 import type { Logger } from '../observability/logger';
@@ -15,6 +16,10 @@ export interface ProviderDeps {
   clock: Clock;
   /** Sent as `User-Agent` on every upstream call: `cancel-gateway/<version>`. */
   userAgent: string;
+  /** `HTTPS_PROXY`, `HTTP_PROXY`, `NO_PROXY` (either case) are read from here. */
+  env: Readonly<Record<string, string | undefined>>;
+  /** Client spans of upstream calls (a no-op tracer when tracing is off). */
+  tracer: Tracer;
 }
 
 /** What a provider gets with each call. */

@@ -41,19 +41,19 @@ async function upstream(): Promise<{
   };
 }
 
-const request = (overrides: Partial<ExchangeRequest> = {}): ExchangeRequest => ({
-  method: 'POST',
-  path: '/task',
-  headers: { 'content-type': 'application/xml' },
-  body: '<x/>',
-  signal: new AbortController().signal,
-  maxBytes: 1024,
-  ...overrides,
-});
-
 describe('exchange (undici dispatch with a capped body)', () => {
   let up: Awaited<ReturnType<typeof upstream>>;
   let pool: Pool;
+  const request = (overrides: Partial<ExchangeRequest> = {}): ExchangeRequest => ({
+    origin: up.url,
+    method: 'POST',
+    path: '/task',
+    headers: { 'content-type': 'application/xml' },
+    body: '<x/>',
+    signal: new AbortController().signal,
+    maxBytes: 1024,
+    ...overrides,
+  });
   beforeEach(async () => {
     up = await upstream();
     pool = new Pool(up.url, { connections: 1 });

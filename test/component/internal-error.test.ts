@@ -11,6 +11,7 @@ import { composePolicies } from '../../src/resilience/policy';
 import type { ProviderRuntime, Runtime } from '../../src/routing/runtime';
 import { captureLogger } from '../helpers/gateway';
 import { expectUnifiedShape } from '../helpers/shape';
+import { createTracing } from '../../src/observability/tracing';
 
 /** A runtime whose only provider has a bug: it throws instead of returning an outcome. */
 function buggyRuntime(): Runtime {
@@ -54,6 +55,7 @@ function contextOf(runtime: Runtime, draining: boolean, logger: Logger): HttpCon
     lastReloadError: () => undefined,
     store,
     replay: createCancelMemory(store, 60),
+    tracing: createTracing({}),
   };
 }
 

@@ -1,9 +1,9 @@
-import { Pool } from 'undici';
 import type { DynRestProviderConfig } from '../../config/schema';
 import { failed, type ProviderOutcome } from '../../core/provider-outcome';
 import type { CallContext, Provider, ProviderDeps } from '../provider';
 import { exchange as httpExchange } from '../http-exchange';
 import { classifyTransportError } from '../transport-errors';
+import { createUpstreamAgent } from '../upstream-agent';
 import {
   classifyCancel,
   classifyJobPoll,
@@ -31,14 +31,10 @@ export function createDynRestProvider(
   const base = new URL(cfg.baseUrl);
   const basePath = base.pathname.replace(/\/+$/, '');
   const maxResponseBytes = cfg.maxResponseBytes;
-  // Redirects are never followed by undici's Pool: a 307 here means "accepted, poll the job", and
+  // Redirects are never followed by undici's Agent: a 307 here means "accepted, poll the job", and
   // following it would resend the DELETE without the Auth-Token (Dyn then answers 406).
-  const pool = new Pool(base.origin, {
-    connections: cfg.connections,
-    keepAliveTimeout: 4_000,
-    headersTimeout: 600_000,
-    bodyTimeout: 600_000,
-  });
+  const origin = base.origin;
+  const agent = createUpstreamAgent(cfg, deps);
   const what = `Dyn REST "${name}"`;
 
   async function call(
@@ -53,7 +49,8 @@ export function createDynRestProvider(
     };
     if (options.token !== undefined) headers['auth-token'] = options.token;
     if (options.requestId !== undefined) headers['x-request-id'] = options.requestId;
-    const result = await httpExchange(pool, {
+    const result = await httpExchange(agent, {
+      origin,
       method,
       path: `${basePath}${path}`,
       headers,
@@ -175,6 +172,6 @@ export function createDynRestProvider(
   return assembleDynProvider(name, cfg, deps, {
     sessions: transport,
     exchange,
-    close: () => pool.close(),
+    close: () => agent.close(),
   });
 }

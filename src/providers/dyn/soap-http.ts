@@ -1,5 +1,5 @@
 import type { IExOptions, IHeaders, IHttpClient } from 'soap';
-import { Pool } from 'undici';
+import type { Dispatcher } from 'undici';
 import { failed, type ProviderOutcome } from '../../core/provider-outcome';
 import { exchange as httpExchange, type ResponseHeaders } from '../http-exchange';
 import { classifyTransportError } from '../transport-errors';
@@ -14,8 +14,8 @@ export class SoapTransportFailure extends Error {
 }
 
 export interface SoapHttpOptions {
-  /** Keep-alive connections per upstream origin. */
-  connections: number;
+  /** Every call goes through it (closed by `close()`). */
+  dispatcher: Dispatcher;
   maxResponseBytes: number;
   /** For messages: `Dyn SOAP "dns-soap"`. */
   what: string;
@@ -58,7 +58,7 @@ export function xmlDepth(text: string): number {
 const LOOKS_LIKE_SOAP = /^\s*(<\?xml[^>]*\?>\s*)?<([A-Za-z_][\w.-]*:)?Envelope[\s>]/;
 
 /**
- * node-soap's HTTP layer replaced by an undici keep-alive pool (node-soap's default axios
+ * node-soap's HTTP layer replaced by an undici keep-alive dispatcher (node-soap's default axios
  * transport costs several times more CPU per call, and its `timeout` is only an inactivity timer).
  * The caller's `AbortSignal` (per-call option `signal`) is the deadline; an aborted call closes its
  * socket. Answers that are not SOAP (HTML 503s, 429s, empty bodies, DOCTYPEs) are classified here
@@ -67,27 +67,13 @@ const LOOKS_LIKE_SOAP = /^\s*(<\?xml[^>]*\?>\s*)?<([A-Za-z_][\w.-]*:)?Envelope[\
 export function createSoapHttpClient(
   options: SoapHttpOptions,
 ): IHttpClient & { close(): Promise<void> } {
-  const pools = new Map<string, Pool>();
-  const poolFor = (origin: string): Pool => {
-    let pool = pools.get(origin);
-    if (pool === undefined) {
-      pool = new Pool(origin, {
-        connections: options.connections,
-        keepAliveTimeout: 4_000,
-        headersTimeout: 600_000,
-        bodyTimeout: 600_000,
-      });
-      pools.set(origin, pool);
-    }
-    return pool;
-  };
   /** node-soap passes its endpoint URL on every call: parse each distinct one once. */
-  const targets = new Map<string, { pool: Pool; path: string }>();
-  const targetFor = (rurl: string): { pool: Pool; path: string } => {
+  const targets = new Map<string, { origin: string; path: string }>();
+  const targetFor = (rurl: string): { origin: string; path: string } => {
     let target = targets.get(rurl);
     if (target === undefined) {
       const url = new URL(rurl);
-      target = { pool: poolFor(url.origin), path: `${url.pathname}${url.search}` };
+      target = { origin: url.origin, path: `${url.pathname}${url.search}` };
       targets.set(rurl, target);
     }
     return target;
@@ -99,9 +85,10 @@ export function createSoapHttpClient(
     headers: IHeaders,
     signal: AbortSignal,
   ): Promise<SoapHttpResponse> {
-    const { pool, path } = targetFor(rurl);
+    const { origin, path } = targetFor(rurl);
     const what = options.what;
-    const result = await httpExchange(pool, {
+    const result = await httpExchange(options.dispatcher, {
+      origin,
       method: 'POST',
       path,
       headers: {
@@ -204,8 +191,7 @@ export function createSoapHttpClient(
   const client = { request } as unknown as IHttpClient;
   return Object.assign(client, {
     async close() {
-      await Promise.allSettled([...pools.values()].map((p) => p.close()));
-      pools.clear();
+      await options.dispatcher.close();
       targets.clear();
     },
   });

@@ -1,6 +1,7 @@
 import type { DynSoapProviderConfig } from '../../config/schema';
 import { failed, type ProviderOutcome } from '../../core/provider-outcome';
 import type { Provider, ProviderDeps } from '../provider';
+import { createUpstreamAgent } from '../upstream-agent';
 import { assembleDynProvider, parseRetryAfter, type DynExchange } from './flow';
 import {
   classifyCancel,
@@ -67,7 +68,7 @@ export async function createDynSoapProvider(
 ): Promise<Provider> {
   const what = `Dyn SOAP "${name}"`;
   const http = createSoapHttpClient({
-    connections: cfg.connections,
+    dispatcher: createUpstreamAgent(cfg, deps),
     maxResponseBytes: cfg.maxResponseBytes,
     what,
     retryAfter: (header) => parseRetryAfter(header),

@@ -1,8 +1,8 @@
-import { Pool } from 'undici';
 import type { MethodcallProviderConfig } from '../../config/schema';
 import { failed, type ProviderOutcome } from '../../core/provider-outcome';
 import type { CallContext, Provider, ProviderDeps } from '../provider';
 import { exchange } from '../http-exchange';
+import { createUpstreamAgent } from '../upstream-agent';
 import { classifyTransportError } from '../transport-errors';
 import { classifyAnswer, decodeResponse, encodeCancelTask, methodcallTaskIdProblem } from './xml';
 
@@ -15,17 +15,13 @@ export function createMethodcallProvider(
   const url = new URL(cfg.url);
   const path = `${url.pathname}${url.search}`;
   const maxResponseBytes = cfg.maxResponseBytes;
-  const pool = new Pool(url.origin, {
-    connections: cfg.connections,
-    keepAliveTimeout: 4_000,
-    // Deadlines come from the request's AbortSignal; these only stop a socket living forever.
-    headersTimeout: 600_000,
-    bodyTimeout: 600_000,
-  });
+  const origin = url.origin;
+  const agent = createUpstreamAgent(cfg, deps);
   const what = `methodcall upstream "${name}"`;
 
   async function cancel(taskId: string, ctx: CallContext): Promise<ProviderOutcome> {
-    const result = await exchange(pool, {
+    const result = await exchange(agent, {
+      origin,
       method: 'POST',
       path,
       headers: {
@@ -66,6 +62,6 @@ export function createMethodcallProvider(
     protocol: 'methodcall',
     checkTaskId: methodcallTaskIdProblem,
     cancel,
-    close: () => pool.close(),
+    close: () => agent.close(),
   };
 }
