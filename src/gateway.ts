@@ -4,21 +4,17 @@ import path from 'node:path';
 import type { RequestHandler } from 'express';
 import { createApp } from './app';
 import { loadConfigFile, type LoadedConfig } from './config/load';
-import type { GatewayConfig } from './config/schema';
 import { compileAuth } from './http/auth';
 import type { ActiveConfig, HttpContext } from './http/context';
 import { createDrain } from './lifecycle/drain';
 import { createReloader, type ReloadResult } from './lifecycle/reload';
 import { ListenError, serve } from './lifecycle/serve';
 import type { Logger } from './observability/logger';
-import { createMetrics, type Metrics } from './observability/metrics';
+import { createMetrics } from './observability/metrics';
 import { createTracing, type Tracing } from './observability/tracing';
 import { systemClock, type Clock } from './resilience/clock';
 import { buildRuntime, type Runtime } from './routing/runtime';
-import { createMemoryStore } from './state/memory-store';
-import { createRedisStore } from './state/redis-store';
-import { createCancelMemory } from './state/replay';
-import type { StateStore } from './state/store';
+import { openState } from './state/open';
 
 /** The directory holding package.json: relative config paths (a WSDL) resolve against it. */
 export const PROJECT_ROOT = path.resolve(__dirname, '..');
@@ -82,7 +78,11 @@ export async function startGateway(options: StartOptions): Promise<RunningGatewa
         logger.warn({ err }, 'the last spans could not be exported');
       },
     });
-  const store = await openStore(config.state, logger, metrics, clock);
+  const { store, replay } = await openState(config.state, {
+    logger,
+    metrics,
+    now: () => clock.now(),
+  });
   const deps = {
     logger,
     projectRoot: PROJECT_ROOT,
@@ -124,7 +124,7 @@ export async function startGateway(options: StartOptions): Promise<RunningGatewa
     metrics,
     clock,
     store,
-    replay: createCancelMemory(store, config.state.rememberSeconds),
+    replay,
     tracing,
   };
   const app = createApp(ctx, { version: VERSION, before: options.middleware ?? [] });
@@ -175,26 +175,6 @@ export async function startGateway(options: StartOptions): Promise<RunningGatewa
       return drain.shutdown(reason);
     },
   };
-}
-
-/** The shared store; it outlives reloads (`state.*` applies at restart). */
-function openStore(
-  cfg: GatewayConfig['state'],
-  logger: Logger,
-  metrics: Metrics,
-  clock: Clock,
-): Promise<StateStore> {
-  if (cfg.store === 'memory' || cfg.redisUrl === undefined) {
-    // TTLs are differences of time, so the monotonic clock serves (and tests can move it).
-    return Promise.resolve(createMemoryStore(cfg.maxEntries, () => clock.now()));
-  }
-  return createRedisStore({
-    url: cfg.redisUrl,
-    logger,
-    onError: (operation) => {
-      metrics.stateStoreErrors.inc({ operation });
-    },
-  });
 }
 
 /** Waits for the log lines to be written; a stdout whose reader left never acknowledges. */

@@ -380,6 +380,16 @@ export const StateSchema = z.strictObject({
   maxEntries: int(1, 10_000_000)
     .prefault(20_000)
     .describe('bound of the memory store (LRU); the oldest confirmed cancels are forgotten first'),
+  timeoutMs: int(10, 10_000)
+    .prefault(250)
+    .describe(
+      'each call to the shared store gives up after this; a hung Redis costs a request at most this',
+    ),
+  reconcileSeconds: int(0, 86_400)
+    .prefault(300)
+    .describe(
+      'after a Dyn cancel ends in `timeout`, how long the gateway keeps confirming it in the background (0: never)',
+    ),
 });
 
 /** API keys of the callers. */

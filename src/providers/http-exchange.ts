@@ -14,7 +14,12 @@ export type Exchange =
   /** No answer: refused, reset, or the signal fired before the answer was complete. */
   | { kind: 'failed'; error: unknown };
 
+/** What an upstream call is for: names its client span. */
+export type UpstreamOperation = 'login' | 'cancel' | 'poll' | 'logout' | 'read';
+
 export interface ExchangeRequest {
+  /** What the call is for (the span name); the SOAP client derives it from the SOAP action. */
+  operation?: UpstreamOperation;
   /** `scheme://host[:port]` of the upstream; the dispatcher picks (or proxies) its connection. */
   origin: string;
   method: 'GET' | 'POST' | 'DELETE';

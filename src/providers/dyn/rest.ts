@@ -1,7 +1,7 @@
 import type { DynRestProviderConfig } from '../../config/schema';
 import { failed, type ProviderOutcome } from '../../core/provider-outcome';
 import type { CallContext, Provider, ProviderDeps } from '../provider';
-import { exchange as httpExchange } from '../http-exchange';
+import { exchange as httpExchange, type UpstreamOperation } from '../http-exchange';
 import { classifyTransportError } from '../transport-errors';
 import { createUpstreamAgent } from '../upstream-agent';
 import {
@@ -38,6 +38,7 @@ export function createDynRestProvider(
   const what = `Dyn REST "${name}"`;
 
   async function call(
+    operation: UpstreamOperation,
     method: 'GET' | 'POST' | 'DELETE',
     path: string,
     options: { token?: string; body?: string; requestId?: string; signal: AbortSignal },
@@ -50,6 +51,7 @@ export function createDynRestProvider(
     if (options.token !== undefined) headers['auth-token'] = options.token;
     if (options.requestId !== undefined) headers['x-request-id'] = options.requestId;
     const result = await httpExchange(agent, {
+      operation,
       origin,
       method,
       path: `${basePath}${path}`,
@@ -133,7 +135,7 @@ export function createDynRestProvider(
         user_name: cfg.userName,
         password: cfg.password,
       });
-      const answer = await call('POST', '/Session/', { body, signal });
+      const answer = await call('login', 'POST', '/Session/', { body, signal });
       if (!answer.ok) return { ok: false, outcome: answer.outcome, badCredentials: false };
       return classifyLogin(
         answer.status,
@@ -142,18 +144,19 @@ export function createDynRestProvider(
       );
     },
     async logout(token, signal) {
-      await call('DELETE', '/Session/', { token, signal });
+      await call('logout', 'DELETE', '/Session/', { token, signal });
     },
   };
   /** A cancel or a job poll: same headers, same classification. */
   async function ask(
+    operation: 'cancel' | 'poll',
     method: 'GET' | 'DELETE',
     path: string,
     ids: { taskId: string; jobId?: string },
     token: string,
     ctx: CallContext,
   ): Promise<DynClassification> {
-    const answer = await call(method, path, {
+    const answer = await call(operation, method, path, {
       token,
       requestId: ctx.requestId,
       signal: ctx.signal,
@@ -164,9 +167,9 @@ export function createDynRestProvider(
   }
   const exchange: DynExchange = {
     cancel: (taskId, token, ctx) =>
-      ask('DELETE', `/Task/${encodeURIComponent(taskId)}/`, { taskId }, token, ctx),
+      ask('cancel', 'DELETE', `/Task/${encodeURIComponent(taskId)}/`, { taskId }, token, ctx),
     poll: (jobId, taskId, token, ctx) =>
-      ask('GET', `/Job/${encodeURIComponent(jobId)}/`, { taskId, jobId }, token, ctx),
+      ask('poll', 'GET', `/Job/${encodeURIComponent(jobId)}/`, { taskId, jobId }, token, ctx),
   };
 
   return assembleDynProvider(name, cfg, deps, {

@@ -21,6 +21,7 @@ export function createMethodcallProvider(
 
   async function cancel(taskId: string, ctx: CallContext): Promise<ProviderOutcome> {
     const result = await exchange(agent, {
+      operation: 'cancel',
       origin,
       method: 'POST',
       path,

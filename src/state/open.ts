@@ -1,0 +1,40 @@
+import type { GatewayConfig } from '../config/schema';
+import type { Logger } from '../observability/logger';
+import type { Metrics } from '../observability/metrics';
+import { createMemoryStore } from './memory-store';
+import { createRedisStore } from './redis-store';
+import { createCancelMemory, type CancelMemory } from './replay';
+import type { StateStore } from './store';
+
+/** The shared state of one gateway: it outlives reloads (`state.*` applies at restart). */
+export interface GatewayState {
+  store: StateStore;
+  replay: CancelMemory;
+}
+
+export interface OpenStateOptions {
+  logger: Logger;
+  metrics: Metrics;
+  /** Monotonic milliseconds (the gateway's clock), for the memory store's TTLs. */
+  now: () => number;
+}
+
+/** Opens the configured store (memory or Redis) and the cancel memory on top of it. */
+export async function openState(
+  cfg: GatewayConfig['state'],
+  options: OpenStateOptions,
+): Promise<GatewayState> {
+  const { logger, metrics, now } = options;
+  const store =
+    cfg.store === 'memory' || cfg.redisUrl === undefined
+      ? // TTLs are differences of time, so the monotonic clock serves (and tests can move it).
+        createMemoryStore(cfg.maxEntries, now)
+      : await createRedisStore({
+          url: cfg.redisUrl,
+          logger,
+          onError: (operation) => {
+            metrics.stateStoreErrors.inc({ operation });
+          },
+        });
+  return { store, replay: createCancelMemory(store, cfg.rememberSeconds) };
+}
