@@ -13,6 +13,8 @@ export const PORTS = {
   dynSoap: 19083,
   baseline: 19090,
   baselineExpress: 19091,
+  /** bench/otlp-sink.ts, the collector of `--tracing`. */
+  otlpSink: 19095,
   gateway: 19080,
 };
 export const DEMO = { customerName: 'demo', userName: 'demo-api', password: 'demo-password' };
@@ -145,12 +147,19 @@ export function stop(proc: Proc, graceMs = 15_000): Promise<void> {
  * command line (flags NODE_OPTIONS refuses, such as --trace-gc). Its log (stdout) goes to
  * /dev/null, or to the file BENCH_GATEWAY_LOG names, not through a pipe this process drains: in
  * production another process reads the log, and draining it here would take CPU from the load
- * generator. `stdout: 'pipe'` keeps the pipe (gc-trace reads --trace-gc from it).
+ * generator. `stdout: 'pipe'` keeps the pipe (gc-trace reads --trace-gc from it). `env` adds
+ * variables (the `OTEL_*` ones of `--tracing`).
  */
 export async function startGateway(
   configFile: string,
   port: number,
-  options: { nodeOptions?: string; cliFlags?: string[]; name?: string; stdout?: 'pipe' } = {},
+  options: {
+    nodeOptions?: string;
+    cliFlags?: string[];
+    name?: string;
+    stdout?: 'pipe';
+    env?: Record<string, string>;
+  } = {},
 ): Promise<Proc> {
   const fd =
     options.stdout === 'pipe'
@@ -162,7 +171,11 @@ export async function startGateway(
       [...(options.cliFlags ?? []), 'dist/main.js', '--config', configFile],
       { url: `http://127.0.0.1:${port}/readyz` },
       {
-        env: { NODE_OPTIONS: options.nodeOptions ?? GATEWAY_NODE_FLAGS, PORT: String(port) },
+        env: {
+          ...options.env,
+          NODE_OPTIONS: options.nodeOptions ?? GATEWAY_NODE_FLAGS,
+          PORT: String(port),
+        },
         ...(fd === undefined ? {} : { stdoutFd: fd }),
       },
     );

@@ -20,9 +20,15 @@
  *          --soak-minutes M (0: off; RSS over time, C-methodcall),
  *          --profile (V8 CPU profile of the gateway, summarised at the end),
  *          --node-flags "..." (NODE_OPTIONS of the gateway and the baselines; default the image's),
- *          --max-entries N (state.maxEntries), --strict (exit 3 when a target is missed)
+ *          --max-entries N (state.maxEntries), --strict (exit 3 when a target is missed),
+ *          --tracing (the gateway exports its spans over OTLP/HTTP to bench/otlp-sink.ts; other
+ *          OTEL_* variables of this shell, e.g. OTEL_TRACES_SAMPLER, are passed on; without it
+ *          every OTEL_* variable is dropped, so tracing is off),
+ *          --traceparent (every closed-loop request carries a caller's `traceparent`, a new
+ *          trace id each: with tracing off this measures passing the caller's trace on)
  */
 import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -43,6 +49,7 @@ import {
   type Proc,
 } from './lib';
 import { openLoop, type OpenLoopResult } from './open-loop';
+import type { SinkStats } from './otlp-sink';
 import { summarise, type CpuProfile } from './profile-top';
 
 const args = process.argv.slice(2);
@@ -62,6 +69,18 @@ const STRICT = args.includes('--strict');
 /** NODE_OPTIONS of the gateway and of both baselines: the image's unless --node-flags says. */
 const NODE_FLAGS = stringOption(args, 'node-flags', GATEWAY_NODE_FLAGS);
 const PROFILE_DIR = path.join(ROOT, 'bench', 'results', 'profile');
+const TRACING = args.includes('--tracing');
+const TRACEPARENT = args.includes('--traceparent');
+if (!TRACING) {
+  // "Tracing off" must be off whatever this shell exports.
+  for (const name of Object.keys(process.env)) {
+    if (name.startsWith('OTEL_')) Reflect.deleteProperty(process.env, name);
+  }
+}
+/** The gateway's extra environment: the sink as its OTLP endpoint with --tracing. */
+const GATEWAY_ENV: Record<string, string> = TRACING
+  ? { OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${PORTS.otlpSink}` }
+  : {};
 
 /** The published targets (docs/performance.md). */
 const TARGETS = {
@@ -77,6 +96,11 @@ const TARGETS = {
 const PROTOCOLS = ['methodcall', 'dyn-rest', 'dyn-soap'] as const;
 
 let nextTaskId = 100_000;
+// A random prefix and a counter: a distinct, valid trace id per request at no cost to the load.
+const TRACE_PREFIX = randomBytes(8).toString('hex');
+let nextTrace = 1;
+const traceparent = (): string =>
+  `00-${TRACE_PREFIX}${(nextTrace++).toString(16).padStart(16, '0')}-00f067aa0ba902b7-01`;
 const cancelBody = (target: string): string =>
   JSON.stringify({ target, taskId: String(nextTaskId++) });
 const methodcallXml = (): string =>
@@ -139,7 +163,14 @@ function fire(s: Scenario, seconds: number): Promise<autocannon.Result> {
           {
             method: 'POST',
             headers: { 'content-type': s.contentType },
-            setupRequest: (req) => ({ ...req, body: s.body() }),
+            setupRequest: (req) =>
+              TRACEPARENT
+                ? {
+                    ...req,
+                    body: s.body(),
+                    headers: { ...req.headers, traceparent: traceparent() },
+                  }
+                : { ...req, body: s.body() },
           },
         ],
       },
@@ -246,6 +277,7 @@ async function timeToReady(configFile: string): Promise<number> {
   const probe = await startGateway(configFile, PORTS.gateway + 100, {
     name: 'ready-probe',
     nodeOptions: NODE_FLAGS,
+    env: GATEWAY_ENV,
   });
   const ms = Math.round(performance.now() - started);
   await stop(probe);
@@ -302,6 +334,13 @@ function check(target: string, limit: string, measured: string | undefined, ok: 
     : { target, limit, measured, result: ok ? 'PASS' : 'MISS' };
 }
 
+/** Stops the gateway (its drain exports the spans still queued), then reads the sink's counts. */
+async function sinkStats(gateway: Proc): Promise<SinkStats> {
+  await stop(gateway);
+  const res = await fetch(`http://127.0.0.1:${PORTS.otlpSink}/stats`);
+  return (await res.json()) as SinkStats;
+}
+
 async function main(): Promise<void> {
   const procs: Proc[] = [];
   const stopAll = (): void => {
@@ -329,6 +368,15 @@ async function main(): Promise<void> {
       heap,
     );
     procs.push(baselineExpress);
+    if (TRACING) {
+      procs.push(
+        await start(
+          'otlp-sink',
+          ['--import', 'tsx', 'bench/otlp-sink.ts', String(PORTS.otlpSink)],
+          /listening/,
+        ),
+      );
+    }
     const configFile = gatewayConfig();
     const readyMs: number[] = [];
     for (let i = 0; i < 3; i++) readyMs.push(await timeToReady(configFile));
@@ -336,6 +384,7 @@ async function main(): Promise<void> {
     const gateway = await startGateway(configFile, PORTS.gateway, {
       nodeOptions: NODE_FLAGS,
       cliFlags: PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${PROFILE_DIR}`] : [],
+      env: GATEWAY_ENV,
     });
     procs.push(gateway);
     const g = `http://127.0.0.1:${PORTS.gateway}`;
@@ -580,6 +629,8 @@ async function main(): Promise<void> {
       ),
     );
 
+    // Stopping the gateway flushes its last spans; the sink then holds everything exported.
+    const tracing = TRACING ? await sinkStats(gateway) : undefined;
     const machine = {
       cpus: `${os.cpus().length} × ${os.cpus()[0]?.model ?? 'unknown'}`,
       memoryGb: Math.round(os.totalmem() / 1024 ** 3),
@@ -589,6 +640,11 @@ async function main(): Promise<void> {
     const lines = [
       `Machine: ${machine.cpus}, ${machine.memoryGb} GB, ${machine.os}, Node ${machine.node}.`,
       `Tree: ${tree.label}. NODE_OPTIONS of the gateway and the baselines: ${NODE_FLAGS || '(none)'}.`,
+      `Tracing: ${
+        tracing === undefined
+          ? 'off (no OTEL_* variable)'
+          : `on, OTLP/HTTP to bench/otlp-sink.ts (${tracing.spans} spans in ${tracing.exports} exports, ${tracing.refused} refused)`
+      }; ${TRACEPARENT ? 'every closed-loop request carries a traceparent' : 'no caller traceparent'}.`,
       `Closed loop: ${CONNECTIONS} connections, ${DURATION} s per run after ${WARMUP} s warm-up. Open loop: ${OPEN_RATE} req/s, ${OPEN_SECONDS} s after ${OPEN_WARMUP} s. ${ROUNDS} round(s) (median). Start to /readyz 200: ${readyMs.join(', ')} ms.`,
       '',
       '| scenario | req/s | items/s | p50 ms | p99 ms | max ms | CPU ms/req | upstream CPU ms/req | load gen CPU ms/req | peak RSS MB | vs A | vs B | vs E | errors |',
@@ -631,6 +687,8 @@ async function main(): Promise<void> {
       OPEN_WARMUP,
       NODE_FLAGS,
       ONLY: ONLY === undefined ? undefined : [...ONLY],
+      TRACING,
+      TRACEPARENT,
     };
     const report = {
       machine,
@@ -643,6 +701,7 @@ async function main(): Promise<void> {
       openSummary,
       targets,
       soak,
+      tracing,
     };
     writeFileSync(out, `${JSON.stringify(report, null, 2)}\n`);
     process.stdout.write(`${lines.join('\n')}\n\nraw results: ${path.relative(ROOT, out)}\n`);

@@ -42,6 +42,10 @@ function typeOf(schema: JsonSchema, at: string): string {
   if (schema.type === 'array') return `list of ${typeOf(node(schema.items, at), at)}`;
   if (schema.type === 'string' && schema.format === 'uri') return 'URL';
   if (typeof schema.type === 'string') return schema.type;
+  // A union such as `proxy: false | URL`: its alternatives.
+  if (schema.anyOf !== undefined) {
+    return schema.anyOf.map((s) => typeOf(node(s, at), at)).join(' or ');
+  }
   throw new Error(`${at}: no single JSON type`);
 }
 

@@ -6,14 +6,14 @@ import { createApp } from './app';
 import { loadConfigFile, type LoadedConfig } from './config/load';
 import { compileAuth } from './http/auth';
 import type { ActiveConfig, HttpContext } from './http/context';
-import { createDrain } from './lifecycle/drain';
+import { createDrain, GRACE_WARNING, graceShortfall } from './lifecycle/drain';
 import { createReloader, type ReloadResult } from './lifecycle/reload';
 import { ListenError, serve } from './lifecycle/serve';
 import type { Logger } from './observability/logger';
 import { createMetrics } from './observability/metrics';
 import { createTracing, type Tracing } from './observability/tracing';
 import { systemClock, type Clock } from './resilience/clock';
-import { buildRuntime, type Runtime } from './routing/runtime';
+import { abortInFlight, buildRuntime, type Runtime } from './routing/runtime';
 import { openState } from './state/open';
 
 /** The directory holding package.json: relative config paths (a WSDL) resolve against it. */
@@ -92,17 +92,18 @@ export async function startGateway(options: StartOptions): Promise<RunningGatewa
     env,
     tracer: tracing.tracer,
   };
-  const build = async (next: LoadedConfig): Promise<ActiveConfig> => ({
-    runtime: await buildRuntime(next, deps),
-    auth: compileAuth(next.config.auth),
-  });
+  // Auth first: a config whose auth cannot compile must not start providers that nobody closes.
+  const build = async (next: LoadedConfig, previous?: ActiveConfig): Promise<ActiveConfig> => {
+    const auth = compileAuth(next.config.auth);
+    return { runtime: await buildRuntime(next, deps, previous?.runtime), auth };
+  };
   let initial: ActiveConfig;
   try {
     initial = await build(loaded.value);
   } catch (err) {
     await store.close();
     await tracing.shutdown();
-    throw new StartupError([err instanceof Error ? err.message : String(err)]);
+    throw new StartupError((err instanceof Error ? err.message : String(err)).split('\n'));
   }
   const reloader = createReloader({
     configFile,
@@ -145,6 +146,8 @@ export async function startGateway(options: StartOptions): Promise<RunningGatewa
   const drain = createDrain(server, {
     logger,
     graceMs: () => reloader.current().runtime.loaded.config.server.shutdownGraceMs,
+    windowMs: () => reloader.current().runtime.loaded.config.server.drainWindowMs,
+    cutOff: () => abortInFlight(reloader.current().runtime),
     async closed() {
       await reloader.current().runtime.close(0);
       await store.close();
@@ -154,6 +157,8 @@ export async function startGateway(options: StartOptions): Promise<RunningGatewa
     },
   });
   if (config.auth === undefined) logger.warn('no auth configured: every caller is accepted');
+  const shortfall = graceShortfall(config);
+  if (shortfall !== undefined) logger.warn(shortfall, GRACE_WARNING);
   const { providers, routes } = initial.runtime;
   logger.info(
     {

@@ -22,7 +22,7 @@ export async function checkConfig(
 ): Promise<number> {
   const result = loadConfigFile(file, env);
   const problems = result.ok
-    ? await checkProviderFiles(result.value.config, PROJECT_ROOT)
+    ? await checkProviderFiles(result.value.config, PROJECT_ROOT, env)
     : result.problems;
   if (!result.ok || problems.length > 0) {
     for (const problem of problems) err(problem);
@@ -92,7 +92,13 @@ function handleSignals(gateway: RunningGateway, logger: Logger): void {
       logger.warn({ signal }, 'second signal: exiting now');
       process.exit(1);
     }
-    void gateway.shutdown(signal).then(() => process.exit(0));
+    gateway.shutdown(signal).then(
+      () => process.exit(0),
+      (error: unknown) => {
+        logger.error({ err: error }, 'the drain failed');
+        process.exit(1);
+      },
+    );
   };
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);

@@ -70,6 +70,90 @@ function isListenHost(host: string): boolean {
   return isIP(host) !== 0 || HOST_NAME.test(host);
 }
 
+/**
+ * A URL as messages may show it: user name and password are secrets (a proxy's credentials), so
+ * they are replaced by `***`.
+ */
+export function withoutCredentials(url: URL): string {
+  if (url.username === '' && url.password === '') return url.href;
+  const shown = new URL(url.href);
+  shown.username = '***';
+  shown.password = '';
+  return shown.href;
+}
+
+/**
+ * What is wrong with a forward proxy's URL, or undefined. Only `http://` proxies: the connection
+ * to the proxy is plain, the upstream's TLS runs inside the CONNECT tunnel. The text is never
+ * quoted back whole, since it may carry credentials.
+ */
+export function proxyUrlProblem(text: string): string | undefined {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    return 'expected an http:// proxy URL or false, got a string that is not a URL';
+  }
+  const shown = withoutCredentials(url);
+  if (url.protocol === 'https:') {
+    return `expected an http:// proxy URL (a TLS connection to the proxy is not supported), got ${shown}`;
+  }
+  // `user:secret@host` parses as scheme `user:`: nothing of it is shown.
+  if (url.protocol !== 'http:') {
+    return 'expected an http:// proxy URL or false, got a string without http:// (write http://host:port)';
+  }
+  if (url.hostname === '') return `expected a proxy URL with a host, got ${shown}`;
+  if ((url.pathname !== '/' && url.pathname !== '') || url.search !== '' || url.hash !== '') {
+    return `expected a proxy URL without a path, query or fragment (http://host:port), got ${shown}`;
+  }
+  return undefined;
+}
+
+const ProxySchema = z.preprocess(
+  // `${EGRESS_PROXY:-false}` interpolates to the string "false".
+  (value) => (value === 'false' ? false : value),
+  z.union(
+    [
+      z.literal(false),
+      z.string().superRefine((text, ctx) => {
+        const problem = proxyUrlProblem(text);
+        if (problem !== undefined) ctx.addIssue({ code: 'custom', message: problem });
+      }),
+    ],
+    { error: expecting('an http:// proxy URL or false') },
+  ),
+);
+
+/** A path in the config that names a file: resolved against the project root when relative. */
+const FilePath = z.string().min(1);
+
+const TlsSchema = z
+  .strictObject({
+    caFile: FilePath.optional().meta(
+      computedDefault(
+        "Node's default CAs only",
+        "PEM file of CA certificates trusted **in addition to** Node's default CAs (a private " +
+          'CA, a TLS-inspecting proxy); a relative path resolves against the project root',
+      ),
+    ),
+    certFile: FilePath.optional().describe(
+      'PEM client certificate for mutual TLS, optionally followed by its intermediate CAs; ' +
+        'give it with `keyFile`',
+    ),
+    keyFile: FilePath.optional().describe(
+      'PEM private key (unencrypted) of `certFile`; give it with `certFile`',
+    ),
+  })
+  .superRefine((tls, ctx) => {
+    if ((tls.certFile === undefined) === (tls.keyFile === undefined)) return;
+    const missing = tls.certFile === undefined ? 'certFile' : 'keyFile';
+    const given = missing === 'certFile' ? 'keyFile' : 'certFile';
+    ctx.addIssue({ code: 'custom', path: [missing], message: `is required with ${given}` });
+  });
+
+/** A provider's TLS files after parsing; each absent one means Node's default. */
+export type UpstreamTlsConfig = z.output<typeof TlsSchema>;
+
 /** In-flight cancels per provider (the bulkhead) when `maxConcurrent` is not given. */
 const DEFAULT_MAX_CONCURRENT = 32;
 
@@ -138,6 +222,18 @@ function commonProviderOptions(defaults: { timeoutMs: number; maxResponseBytes: 
       .describe(
         'larger answers are refused (`UPSTREAM_RESPONSE_TOO_LARGE`) without buffering them',
       ),
+    proxy: ProxySchema.optional().meta(
+      computedDefault(
+        '`HTTPS_PROXY` / `HTTP_PROXY` / `NO_PROXY` of the environment',
+        'forward proxy for every call of this provider: an `http://host:port` URL (credentials ' +
+          'as `http://user:password@host:port`, never logged), or `false` for none whatever ' +
+          'the environment says. HTTPS upstreams go through `CONNECT`',
+      ),
+    ),
+    tls: TlsSchema.prefault({}).describe(
+      'TLS to an `https://` upstream; the files are read when the provider is built (at start ' +
+        'and at each reload) and checked by `check-config`',
+    ),
   };
 }
 
@@ -348,8 +444,15 @@ export const ServerSchema = z.strictObject({
     .prefault(256 * 1024)
     .describe('larger `/cancel/batch` bodies get 413, refused before they are read to the end'),
   shutdownGraceMs: int(0, 600_000)
-    .prefault(10_000)
-    .describe('how long in-flight requests may finish after SIGTERM'),
+    .prefault(20_000)
+    .describe(
+      'how long in-flight requests may finish after SIGTERM; those still running then get 504 `timeout`. Keep it above the longest route deadline',
+    ),
+  drainWindowMs: int(0, 60_000)
+    .prefault(1_000)
+    .describe(
+      'after SIGTERM, how long requests on open keep-alive connections are still answered (`503 DRAINING`, `Connection: close`) before idle connections close',
+    ),
   requestTimeoutMs: int(1, 600_000)
     .prefault(15_000)
     .describe('deadline of one `/cancel`, every attempt and fallback included'),

@@ -43,6 +43,8 @@ export const ERROR_CODES = {
   // deadlines
   UPSTREAM_TIMEOUT: 'timeout',
   JOB_NOT_CONFIRMED: 'timeout',
+  // operations a protocol does not have (reading a task over methodcall)
+  OPERATION_NOT_SUPPORTED: 'not_supported',
   // bugs
   INTERNAL_ERROR: 'internal_error',
 } as const;

@@ -3,6 +3,7 @@ import type { ErrorCode } from './error-codes';
 /** Every outcome a caller can see, and the HTTP status each one answers with. */
 export const OUTCOME_HTTP_STATUS = {
   canceled: 200,
+  found: 200,
   not_found: 404,
   conflict: 409,
   rejected: 422,
@@ -15,6 +16,7 @@ export const OUTCOME_HTTP_STATUS = {
   unavailable: 503,
   upstream_error: 502,
   timeout: 504,
+  not_supported: 501,
   internal_error: 500,
 } as const satisfies Record<string, number>;
 
@@ -38,10 +40,11 @@ export function httpStatusOf(outcome: Outcome, code?: ErrorCode): number {
   return OUTCOME_HTTP_STATUS[outcome];
 }
 
-/** Outcomes a provider can produce for one upstream call. */
+/** Outcomes a provider can produce for one upstream call (`found` only for a read). */
 export type ProviderOutcomeKind = Extract<
   Outcome,
   | 'canceled'
+  | 'found'
   | 'not_found'
   | 'conflict'
   | 'rejected'
@@ -51,6 +54,14 @@ export type ProviderOutcomeKind = Extract<
   | 'upstream_error'
 >;
 
+/** The outcomes that answer `ok: true`: the cancel happened, or the read found the task. */
+export type OkOutcome = Extract<Outcome, 'canceled' | 'found'>;
+
+/** True for `canceled` and `found`; every other outcome answers `ok: false`. */
+export function isOkOutcome(outcome: Outcome): outcome is OkOutcome {
+  return outcome === 'canceled' || outcome === 'found';
+}
+
 /** Outcomes after which a caller may retry the same request. */
 const RETRYABLE: ReadonlySet<Outcome> = new Set<Outcome>([
   'rate_limited',
@@ -58,6 +69,7 @@ const RETRYABLE: ReadonlySet<Outcome> = new Set<Outcome>([
   'timeout',
 ]);
 
+/** Whether `retryable` defaults to true for this outcome. */
 export function isRetryableOutcome(outcome: Outcome): boolean {
   return RETRYABLE.has(outcome);
 }

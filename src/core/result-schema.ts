@@ -29,7 +29,7 @@ export const UnifiedTaskSchema = z
 
 export const UnifiedResultSchema = z
   .strictObject({
-    ok: z.boolean().describe('True exactly when outcome is canceled.'),
+    ok: z.boolean().describe('True exactly when outcome is canceled (a cancel) or found (a read).'),
     outcome: Outcome,
     retryable: z.boolean().describe('Whether the same request may succeed later.'),
     requestId: z.string(),
@@ -62,7 +62,7 @@ export const UnifiedResultSchema = z
     durationMs: z.int().nonnegative().optional(),
     replayed: z.boolean().optional(),
   })
-  .describe('The one answer shape of every cancel and every error.');
+  .describe('The one answer shape of every cancel, every task read and every error.');
 
 export const BatchResultSchema = z.strictObject({
   requestId: z.string(),

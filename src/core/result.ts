@@ -1,6 +1,6 @@
 import type { ErrorCode } from './error-codes';
-import { isRetryableOutcome, type Outcome } from './outcome';
-import type { ProviderOutcome, UpstreamDetail } from './provider-outcome';
+import { isOkOutcome, isRetryableOutcome, type OkOutcome, type Outcome } from './outcome';
+import type { PendingCancel, ProviderOutcome, UpstreamDetail } from './provider-outcome';
 import type { UnifiedTask } from './task';
 
 /** One validation problem, as listed in `error.details`. */
@@ -17,7 +17,7 @@ export interface AttemptRecord {
   errorCode?: ErrorCode;
 }
 
-/** The one response shape of `/cancel` and of every error. */
+/** The one response shape of `/cancel`, of `GET /tasks/…` and of every error. */
 export interface UnifiedResult {
   ok: boolean;
   outcome: Outcome;
@@ -49,12 +49,23 @@ export interface Answer {
   retryAfterSeconds?: number;
   /** A timeout after the cancel may have reached the upstream (not "not sent"). */
   ambiguous?: boolean;
+  /**
+   * Set with `ambiguous` when the provider that timed out can confirm the cancel later (Dyn):
+   * which provider, and the upstream job that accepted the cancel when there was one.
+   */
+  pending?: PendingConfirmation;
+}
+
+/** A timed-out cancel that a background confirmation can settle. */
+export interface PendingConfirmation extends PendingCancel {
+  /** The provider whose cancel timed out; its `confirm` settles it. */
+  provider: string;
 }
 
 /** A failure produced by the gateway itself, before or instead of an upstream call. */
 export function gatewayFailure(
   requestId: string,
-  outcome: Exclude<Outcome, 'canceled'>,
+  outcome: Exclude<Outcome, OkOutcome>,
   code: ErrorCode,
   message: string,
   extra: Partial<UnifiedResult> & { details?: ProblemDetail[] } = {},
@@ -76,7 +87,7 @@ export function fromProviderOutcome(
   answer: ProviderOutcome,
 ): UnifiedResult {
   const result: UnifiedResult = {
-    ok: answer.outcome === 'canceled',
+    ok: isOkOutcome(answer.outcome),
     outcome: answer.outcome,
     retryable: answer.retryable ?? isRetryableOutcome(answer.outcome),
     ...base,

@@ -1,6 +1,7 @@
 import type { Request, RequestHandler, Response } from 'express';
 import { BatchEnvelopeSchema, CancelRequestSchema, toProblems } from '../core/request';
 import { gatewayFailure, type Answer, type UnifiedResult } from '../core/result';
+import { extractContext, startServerSpan, type ServerSpan } from '../observability/tracing';
 import { deadlineIn, type Deadline } from '../resilience/deadline';
 import { dispatchCancel } from '../routing/dispatch';
 import type { Caller } from './auth';
@@ -13,6 +14,9 @@ import { respond, respondJson, statusOf } from './respond';
 /** Items of one batch run at most this many at a time, so one batch cannot fill a bulkhead. */
 const BATCH_CONCURRENCY = 16;
 
+/** The server span of one `/cancel/batch` item, under the batch's `POST /cancel/batch`. */
+const ITEM_SPAN = 'cancel batch item';
+
 /** What a cancel request carries from its first middleware to its answer. */
 interface CancelScope {
   requestId: string;
@@ -21,6 +25,8 @@ interface CancelScope {
   /** The config this request started on; it finishes on it even if a reload swaps it. */
   active: ActiveConfig;
   caller: Caller | undefined;
+  /** The request's server span (`POST /cancel` or `POST /cancel/batch`). */
+  span: ServerSpan;
 }
 
 function scopeOf(res: Response): CancelScope {
@@ -29,24 +35,73 @@ function scopeOf(res: Response): CancelScope {
   return scope;
 }
 
-/** The one log line and the metrics of one answered cancel (or batch item). */
+/** An answer's time split into the gateway's own and the upstream's (the sum of the attempts). */
+interface TimeSplit {
+  gatewayMs: number;
+  upstreamMs: number;
+}
+
+function splitOf(elapsedMs: number, attempts: readonly { durationMs: number }[]): TimeSplit {
+  const upstreamMs = attempts.reduce((sum, a) => sum + a.durationMs, 0);
+  return { gatewayMs: Math.max(0, elapsedMs - upstreamMs), upstreamMs };
+}
+
+/**
+ * The one log line, the metrics and the end of the server span of one answered cancel (or batch
+ * item). `elapsedMs` is unrounded, on the context's clock.
+ */
 function record(
   ctx: HttpContext,
   scope: CancelScope,
+  span: ServerSpan,
   answer: Answer,
   status: number,
-  durationMs: number,
+  elapsedMs: number,
   reason: string | undefined,
 ): void {
   const b: UnifiedResult = answer.body;
+  const durationMs = Math.round(elapsedMs);
   // Label values only from the config and fixed vocabularies: never caller text.
   const known = b.target !== undefined && scope.active.runtime.routes.has(b.target);
   const target = known && b.target !== undefined ? b.target : '(none)';
-  ctx.metrics.cancelRequests.inc({ target, provider: b.provider ?? '(none)', outcome: b.outcome });
-  ctx.metrics.cancelDuration.observe({ target, outcome: b.outcome }, durationMs / 1000);
+  const { metrics } = ctx;
+  metrics.cancelRequests.inc({
+    target,
+    provider: b.provider ?? '(none)',
+    outcome: b.outcome,
+    operation: 'cancel',
+  });
+  metrics.cancelDuration.observe(
+    { target, outcome: b.outcome, operation: 'cancel' },
+    elapsedMs / 1000,
+  );
+  const split = splitOf(elapsedMs, b.attempts ?? []);
+  metrics.cancelGatewayTime.observe({ target, operation: 'cancel' }, split.gatewayMs / 1000);
+  metrics.cancelUpstreamTime.observe({ target, operation: 'cancel' }, split.upstreamMs / 1000);
+  if (span.recording) {
+    // Only configured names reach the span, as for the labels above.
+    const provider =
+      b.provider === undefined ? undefined : scope.active.runtime.providers.get(b.provider);
+    span.end(
+      {
+        ...(known && b.target !== undefined ? { target: b.target } : {}),
+        ...(provider === undefined
+          ? {}
+          : { provider: provider.name, protocol: provider.provider.protocol }),
+        outcome: b.outcome,
+        ...(b.error === undefined ? {} : { code: b.error.code }),
+        // A batch item's status is only that of its result: the HTTP answer is the batch's 200.
+        ...(span === scope.span ? { httpStatus: status } : {}),
+      },
+      status >= 500,
+    );
+  } else {
+    span.end();
+  }
   ctx.logger[status >= 500 ? 'warn' : 'info'](
     {
       requestId: b.requestId,
+      traceId: span.traceId,
       caller: scope.caller?.id ?? 'anonymous',
       target: b.target,
       provider: b.provider,
@@ -96,30 +151,40 @@ async function cancelOne(
     };
   }
   const { metrics } = ctx;
-  const answer = await ctx.replay.run(target, taskId, requestId, () =>
-    dispatchCancel(
-      scope.active.runtime,
-      { requestId, target, taskId },
-      {
-        log: ctx.logger,
-        clock: ctx.clock,
-        ...(within === undefined ? {} : { within }),
-        onAttempt: (entry, outcome, durationMs) => {
-          metrics.upstreamRequests.inc({
-            provider: entry.name,
-            protocol: entry.provider.protocol,
-            result: outcome.outcome,
-          });
-          if (outcome.error?.code === 'UPSTREAM_AUTH_FAILED') {
-            metrics.upstreamAuthFailures.inc({ provider: entry.name });
-          }
-          metrics.upstreamDuration.observe(
-            { provider: entry.name, operation: 'cancel' },
-            durationMs / 1000,
-          );
+  // A replica waiting on another's call for the same task waits at most the caller's own time.
+  const waitMs =
+    within === undefined
+      ? scope.active.runtime.routes.get(target)?.timeoutMs
+      : within.at - ctx.clock.now();
+  const answer = await ctx.replay.run(
+    target,
+    taskId,
+    requestId,
+    () =>
+      dispatchCancel(
+        scope.active.runtime,
+        { requestId, target, taskId },
+        {
+          log: ctx.logger,
+          clock: ctx.clock,
+          ...(within === undefined ? {} : { within }),
+          onAttempt: (entry, outcome, durationMs) => {
+            metrics.upstreamRequests.inc({
+              provider: entry.name,
+              protocol: entry.provider.protocol,
+              result: outcome.outcome,
+            });
+            if (outcome.error?.code === 'UPSTREAM_AUTH_FAILED') {
+              metrics.upstreamAuthFailures.inc({ provider: entry.name });
+            }
+            metrics.upstreamDuration.observe(
+              { provider: entry.name, operation: 'cancel' },
+              durationMs / 1000,
+            );
+          },
         },
-      },
-    ),
+      ),
+    waitMs === undefined ? {} : { waitMs },
   );
   return { answer, ...withReason };
 }
@@ -129,8 +194,7 @@ async function cancelOne(
  * the attempts), as Kong's proxy and upstream latency headers split it.
  */
 function serverTiming(elapsedMs: number, attempts: readonly { durationMs: number }[]): string {
-  const upstreamMs = attempts.reduce((sum, a) => sum + a.durationMs, 0);
-  const gatewayMs = Math.max(0, elapsedMs - upstreamMs);
+  const { gatewayMs, upstreamMs } = splitOf(elapsedMs, attempts);
   return `gateway;dur=${gatewayMs.toFixed(1)}, upstream;dur=${upstreamMs.toFixed(1)}`;
 }
 
@@ -139,16 +203,26 @@ type Refuse = (res: Response, answer: Answer) => void;
 
 /**
  * First middleware of both cancel endpoints, before the body is read: pins the config the
- * request runs on (counted in flight until the response closes), refuses while draining and
- * without a valid key.
+ * request runs on (counted in flight until the response closes), starts the request's server
+ * span (continuing the caller's `traceparent`), refuses while draining and without a valid key.
  */
-function admit(ctx: HttpContext, refuse: Refuse): RequestHandler {
+function admit(ctx: HttpContext, route: string, refuse: Refuse): RequestHandler {
+  const name = `POST ${route}`;
+  const fields = { httpMethod: 'POST', httpRoute: route };
   return (req, res, next) => {
     const startedMs = ctx.clock.now();
     const requestId = requestIdOf(res);
     const active = ctx.active();
     res.once('close', active.runtime.acquire());
-    const scope: CancelScope = { requestId, startedMs, active, caller: undefined };
+    const span = startServerSpan(ctx.tracing.tracer, name, extractContext(req.headers), fields);
+    // An answer written past the handlers (an internal error) still ends the span; a caller
+    // gone before its answer leaves that to the handler, which still records the outcome.
+    if (span.recording) {
+      res.once('close', () => {
+        if (res.writableFinished) span.end({ httpStatus: res.statusCode }, res.statusCode >= 500);
+      });
+    }
+    const scope: CancelScope = { requestId, startedMs, active, caller: undefined, span };
     res.locals.cancelScope = scope;
     if (ctx.isDraining()) {
       refuse(res, {
@@ -180,11 +254,16 @@ export function cancelRoute(ctx: HttpContext): RequestHandler[] {
   const finish = (res: Response, result: CancelResult): void => {
     const scope = scopeOf(res);
     const elapsedMs = ctx.clock.now() - scope.startedMs;
-    const durationMs = Math.round(elapsedMs);
-    result.answer.body.durationMs = durationMs;
+    result.answer.body.durationMs = Math.round(elapsedMs);
+    // The drain's cut-off answered this caller already: the line is still logged, once.
+    if (res.headersSent) {
+      const status = statusOf(result.answer.body);
+      record(ctx, scope, scope.span, result.answer, status, elapsedMs, result.reason);
+      return;
+    }
     res.setHeader('Server-Timing', serverTiming(elapsedMs, result.answer.body.attempts ?? []));
     const status = respond(res, result.answer);
-    record(ctx, scope, result.answer, status, durationMs, result.reason);
+    record(ctx, scope, scope.span, result.answer, status, elapsedMs, result.reason);
   };
   const refuse: Refuse = (res, answer) => {
     finish(res, { answer });
@@ -192,28 +271,37 @@ export function cancelRoute(ctx: HttpContext): RequestHandler[] {
   const handle: RequestHandler = async (req: Request, res) => {
     const scope = scopeOf(res);
     const body: unknown = req.body;
-    const result = await withIdempotencyKey(
-      ctx.store,
-      scope.active.runtime,
-      req.headers['idempotency-key'],
-      scope.caller?.id ?? 'anonymous',
-      scope.requestId,
-      body,
-      () => cancelOne(ctx, scope, scope.requestId, body),
+    // Upstream calls made for this request find its span in the async context.
+    const result = await scope.span.run(() =>
+      withIdempotencyKey(
+        ctx.store,
+        scope.active.runtime,
+        req.headers['idempotency-key'],
+        scope.caller?.id ?? 'anonymous',
+        scope.requestId,
+        body,
+        () => cancelOne(ctx, scope, scope.requestId, body),
+      ),
     );
     finish(res, result);
   };
   return [
-    admit(ctx, refuse),
+    admit(ctx, '/cancel', refuse),
     jsonBody((res) => scopeOf(res).active.runtime.loaded.config.server.bodyLimitBytes, refuse),
     handle,
   ];
 }
 
-/** `POST /cancel/batch`: items in order, one deadline, a summary by outcome; each item logged. */
+/**
+ * `POST /cancel/batch`: items in order, one deadline, a summary by outcome; each item logged.
+ * The batch has its server span, and each item a server span under it.
+ */
 export function batchRoute(ctx: HttpContext): RequestHandler[] {
+  const answered = (res: Response, status: number): void => {
+    scopeOf(res).span.end({ httpStatus: status }, status >= 500);
+  };
   const refuse: Refuse = (res, answer) => {
-    respond(res, answer);
+    answered(res, respond(res, answer));
   };
   const handle: RequestHandler = async (req: Request, res) => {
     const scope = scopeOf(res);
@@ -222,11 +310,12 @@ export function batchRoute(ctx: HttpContext): RequestHandler[] {
     if (!envelope.success) {
       const details = toProblems(envelope.error);
       const message = `invalid batch: ${details.map((d) => `${d.path}: ${d.message}`).join('; ')}`;
-      respond(res, {
+      const status = respond(res, {
         body: gatewayFailure(requestId, 'invalid_request', 'INVALID_REQUEST', message, {
           details,
         }),
       });
+      answered(res, status);
       return;
     }
     const items = envelope.data.items;
@@ -238,11 +327,14 @@ export function batchRoute(ctx: HttpContext): RequestHandler[] {
       for (let i = next++; i < items.length; i = next++) {
         const itemStarted = ctx.clock.now();
         const itemId = `${requestId}.${i}`;
-        const { answer, reason } = await cancelOne(ctx, scope, itemId, items[i], deadline);
-        const durationMs = Math.round(ctx.clock.now() - itemStarted);
-        answer.body.durationMs = durationMs;
+        const span = scope.span.child(ITEM_SPAN, { batchIndex: i });
+        const { answer, reason } = await span.run(() =>
+          cancelOne(ctx, scope, itemId, items[i], deadline),
+        );
+        const elapsedMs = ctx.clock.now() - itemStarted;
+        answer.body.durationMs = Math.round(elapsedMs);
         results[i] = answer.body;
-        record(ctx, scope, answer, statusOf(answer.body), durationMs, reason);
+        record(ctx, scope, span, answer, statusOf(answer.body), elapsedMs, reason);
       }
     };
     try {
@@ -260,9 +352,10 @@ export function batchRoute(ctx: HttpContext): RequestHandler[] {
       summary,
       durationMs: Math.round(ctx.clock.now() - scope.startedMs),
     });
+    answered(res, 200);
   };
   return [
-    admit(ctx, refuse),
+    admit(ctx, '/cancel/batch', refuse),
     jsonBody((res) => scopeOf(res).active.runtime.loaded.config.server.batchBodyLimitBytes, refuse),
     handle,
   ];

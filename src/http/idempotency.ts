@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { CancelRequestSchema } from '../core/request';
 import { gatewayFailure, type Answer } from '../core/result';
 import type { Runtime } from '../routing/runtime';
+import { LEASE_MS } from '../state/lease';
 import type { StateStore } from '../state/store';
 
 /** `Idempotency-Key`: 1..255 visible ASCII characters. */
@@ -32,8 +33,10 @@ export interface CancelResult {
  * - same key, same body, still running → 409 `IDEMPOTENCY_KEY_IN_FLIGHT` (retryable);
  * - same key, another body → 422 `IDEMPOTENCY_KEY_REUSED`.
  * Keys are scoped by caller. Only final answers are stored: a retryable one (rate limited,
- * unavailable, timeout) releases the key, so the caller's retry really retries. With the shared
- * store down, the request runs without idempotency rather than failing.
+ * unavailable, timeout) releases the key, so the caller's retry really retries. While running,
+ * the key is held by a short lease its request renews, so the key of a replica that died is
+ * free again within the lease (5 s). With the shared store down, the request runs without
+ * idempotency rather than failing.
  */
 export async function withIdempotencyKey(
   store: StateStore,
@@ -60,9 +63,8 @@ export async function withIdempotencyKey(
   if (fingerprint === undefined) return run();
 
   const key = `${caller}:${header}`;
-  const { server, state: stateCfg } = runtime.loaded.config;
-  const inFlightSeconds = Math.ceil(server.requestTimeoutMs / 1000) + 30;
-  const claim = await store.claimIdempotencyKey(key, fingerprint, inFlightSeconds);
+  const { state: stateCfg } = runtime.loaded.config;
+  const claim = await store.claimIdempotencyKey(key, fingerprint, LEASE_MS);
   if ('unavailable' in claim) return run();
   if (!claim.claimed) {
     const { entry } = claim;
@@ -104,7 +106,7 @@ export async function withIdempotencyKey(
   } finally {
     const answer = result?.answer;
     if (answer === undefined || answer.body.retryable || answer.body.outcome === 'internal_error') {
-      await store.releaseIdempotencyKey(key);
+      await claim.lease.release();
     } else {
       await store.completeIdempotencyKey(
         key,
@@ -117,6 +119,7 @@ export async function withIdempotencyKey(
             : { retryAfterSeconds: answer.retryAfterSeconds }),
         },
         stateCfg.rememberSeconds,
+        claim.lease,
       );
     }
   }

@@ -30,6 +30,8 @@ const IDEMPOTENCY_KEY_MAX = 255;
 /** What each outcome means to a caller; a new outcome fails to compile until it is described. */
 const OUTCOME_TEXT: Record<Outcome, string> = {
   canceled: 'the upstream canceled the task',
+  found: 'the upstream returned the task (GET /tasks)',
+  not_supported: "the route's protocol has no such operation (GET /tasks on methodcall)",
   not_found: 'the upstream says the task does not exist',
   conflict: 'the task cannot be canceled now, or its Idempotency-Key is still running',
   rejected: 'the upstream refused the cancel',
@@ -279,8 +281,12 @@ function headerParameters(): Record<string, OpenApiObject> {
       in: 'header',
       required: false,
       description:
-        'W3C Trace Context, `00-<32 hex trace id>-<16 hex parent id>-<2 hex flags>`. Accepted and ' +
-        'ignored for now: the gateway neither validates nor continues it.',
+        'W3C Trace Context, `00-<32 hex trace id>-<16 hex parent id>-<2 hex flags>`. Continued: ' +
+        "the gateway's span for this request (and each batch item) becomes its child, the " +
+        "request's log line carries its trace id as `traceId`, and every upstream request " +
+        'carries a `traceparent` of the same trace. A missing or malformed value starts a new ' +
+        'trace; it is never refused. Spans are exported only when an OTLP endpoint is ' +
+        "configured; without one the caller's `traceparent` is passed upstream unchanged.",
       schema: { type: 'string' },
       example: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01',
     },
@@ -289,7 +295,8 @@ function headerParameters(): Record<string, OpenApiObject> {
       in: 'header',
       required: false,
       description:
-        'W3C Trace Context vendor state. Accepted and ignored for now, like traceparent.',
+        'W3C Trace Context vendor state, passed on unchanged to the upstream with ' +
+        '`traceparent`; ignored without a valid `traceparent`.',
       schema: { type: 'string' },
       example: 'rojo=00f067aa0ba902b7',
     },

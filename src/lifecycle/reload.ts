@@ -4,6 +4,8 @@ import { watchConfigFile } from '../config/watch';
 import type { ActiveConfig, ReloadError } from '../http/context';
 import type { Logger } from '../observability/logger';
 import type { Metrics } from '../observability/metrics';
+import { handOver, providerChanges } from '../routing/runtime';
+import { GRACE_WARNING, graceShortfall } from './drain';
 
 export type ReloadResult = { ok: true; version: string } | { ok: false; problems: string[] };
 
@@ -14,7 +16,7 @@ export interface Reloader {
   lastError: () => ReloadError | undefined;
   /** Re-reads the file; keeps the running config when the new one is invalid. Never overlaps. */
   reload: () => Promise<ReloadResult>;
-  /** Stops watching the file. */
+  /** Stops watching the file; later reloads change nothing (the gateway is stopping). */
   stop(): void;
 }
 
@@ -22,8 +24,11 @@ export interface ReloaderOptions {
   configFile: string;
   env: Readonly<Record<string, string | undefined>>;
   initial: ActiveConfig;
-  /** Builds everything a config needs (providers, routes, auth); throws when a provider cannot start. */
-  build(loaded: LoadedConfig): Promise<ActiveConfig>;
+  /**
+   * Builds everything a config needs (providers, routes, auth), taking over from `previous` the
+   * providers whose settings did not change; throws when a provider cannot start.
+   */
+  build(loaded: LoadedConfig, previous: ActiveConfig): Promise<ActiveConfig>;
   logger: Logger;
   metrics: Metrics;
   /** Reload when the file (or its directory: ConfigMap symlink swaps) changes. */
@@ -55,13 +60,16 @@ export function changesBetween(before: GatewayConfig, after: GatewayConfig) {
 
 /**
  * Config reload: read, validate and build the new config fully before anything is swapped, then
- * swap atomically. Requests in flight finish on the providers they started with; those close
- * (log out) once their requests are done. An invalid file leaves the running config in place.
+ * swap atomically. Providers whose settings did not change are kept as they are (sessions, rate
+ * limit budget, breaker); requests in flight finish on the providers they started with, and the
+ * changed or removed ones close (log out) once their requests are done. An invalid file leaves
+ * the running config in place.
  */
 export function createReloader(options: ReloaderOptions): Reloader {
   const { configFile, env, logger, metrics } = options;
   let current = options.initial;
   let lastError: ReloadError | undefined;
+  let stopped = false;
 
   const rejected = (problems: string[], message: string): ReloadResult => {
     lastError = { at: new Date().toISOString(), problems };
@@ -71,6 +79,10 @@ export function createReloader(options: ReloaderOptions): Reloader {
   };
 
   async function apply(): Promise<ReloadResult> {
+    if (stopped) {
+      logger.info('config reload skipped: the gateway is stopping');
+      return { ok: false, problems: ['the gateway is stopping'] };
+    }
     const next = loadConfigFile(configFile, env);
     if (!next.ok)
       return rejected(next.problems, 'config reload rejected; keeping the running config');
@@ -83,9 +95,9 @@ export function createReloader(options: ReloaderOptions): Reloader {
     }
     let built: ActiveConfig;
     try {
-      built = await options.build(next.value);
+      built = await options.build(next.value, previous);
     } catch (err) {
-      const problems = [err instanceof Error ? err.message : String(err)];
+      const problems = (err instanceof Error ? err.message : String(err)).split('\n');
       return rejected(problems, 'config reload failed; keeping the running config');
     }
     current = built;
@@ -95,17 +107,23 @@ export function createReloader(options: ReloaderOptions): Reloader {
     if (was.host !== now.host || was.port !== now.port) {
       logger.warn('server.host/server.port changed: they apply at the next restart');
     }
+    const changes = changesBetween(previous.runtime.loaded.config, built.runtime.loaded.config);
+    const { kept, rebuilt, retiring } = providerChanges(previous.runtime, built.runtime);
     logger.info(
       {
         configVersion: built.runtime.loaded.version,
         previousVersion: previous.runtime.loaded.version,
-        ...changesBetween(previous.runtime.loaded.config, built.runtime.loaded.config),
+        ...changes,
+        // Kept: same sessions, token bucket and breaker. Retiring: the old instances of the
+        // changed and removed ones, which close (log out) once their requests are done.
+        providers: { ...changes.providers, kept, rebuilt, retiring },
       },
       'config reloaded',
     );
-    const graceMs = previous.runtime.loaded.config.server.shutdownGraceMs;
-    void previous.runtime.close(graceMs).catch((err: unknown) => {
-      logger.warn({ err }, 'closing the previous providers failed');
+    const shortfall = graceShortfall(built.runtime.loaded.config);
+    if (shortfall !== undefined) logger.warn(shortfall, GRACE_WARNING);
+    void handOver(previous.runtime, built.runtime).catch((err: unknown) => {
+      logger.warn({ err }, 'closing the retired providers failed');
     });
     return { ok: true, version: built.runtime.loaded.version };
   }
@@ -128,6 +146,9 @@ export function createReloader(options: ReloaderOptions): Reloader {
     current: () => current,
     lastError: () => lastError,
     reload,
-    stop: () => watcher?.close(),
+    stop: () => {
+      stopped = true;
+      watcher?.close();
+    },
   };
 }

@@ -7,10 +7,24 @@ const CIRCUIT_VALUE: Record<CircuitState, number> = { closed: 0, 'half-open': 1,
 /** Seconds: from a fast methodcall answer (~1 ms) to a Dyn job polled for most of a minute. */
 const DURATION_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
 
+/**
+ * Seconds of the gateway's own share of an answer: well under a millisecond when nothing waits,
+ * up to seconds when a request queues for a bulkhead slot or a Dyn session, or backs off.
+ */
+const OWN_TIME_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5, 30];
+
+/** What a request asked of the upstream: `cancel` (`POST /cancel`, batch items) or `get`. */
+export type RequestOperation = 'cancel' | 'get';
+
 export interface Metrics {
   registry: Registry;
-  cancelRequests: Counter<'target' | 'provider' | 'outcome'>;
-  cancelDuration: Histogram<'target' | 'outcome'>;
+  /** `operation` is a `RequestOperation`. */
+  cancelRequests: Counter<'target' | 'provider' | 'outcome' | 'operation'>;
+  cancelDuration: Histogram<'target' | 'outcome' | 'operation'>;
+  /** The gateway's share of an answer's time: what `Server-Timing` reports as `gateway`. */
+  cancelGatewayTime: Histogram<'target' | 'operation'>;
+  /** The upstream's share (every attempt's time summed): `Server-Timing`'s `upstream`. */
+  cancelUpstreamTime: Histogram<'target' | 'operation'>;
   upstreamRequests: Counter<'provider' | 'protocol' | 'result'>;
   upstreamDuration: Histogram<'provider' | 'operation'>;
   configReloads: Counter<'result'>;
@@ -34,14 +48,34 @@ export function createMetrics(): Metrics {
   collectDefaultMetrics({ register: registry });
   const cancelRequests = new Counter({
     name: 'gateway_cancel_requests_total',
-    help: 'Cancels answered, by target, provider that gave the final answer, and outcome.',
-    labelNames: ['target', 'provider', 'outcome'] as const,
+    help:
+      'Requests answered (cancels, batch items, task reads), by target, provider that gave the ' +
+      'final answer, outcome, and operation (cancel, get).',
+    labelNames: ['target', 'provider', 'outcome', 'operation'] as const,
     registers: [registry],
   });
   const cancelDuration = new Histogram({
     name: 'gateway_cancel_duration_seconds',
-    help: 'Time to answer one cancel, every attempt and fallback included.',
-    labelNames: ['target', 'outcome'] as const,
+    help: 'Time to answer one request, every attempt and fallback included, by operation.',
+    labelNames: ['target', 'outcome', 'operation'] as const,
+    buckets: DURATION_BUCKETS,
+    registers: [registry],
+  });
+  const cancelGatewayTime = new Histogram({
+    name: 'gateway_cancel_gateway_seconds',
+    help:
+      "The gateway's own share of answering one request: its time minus the upstream attempts' " +
+      '(Server-Timing gateway).',
+    labelNames: ['target', 'operation'] as const,
+    buckets: OWN_TIME_BUCKETS,
+    registers: [registry],
+  });
+  const cancelUpstreamTime = new Histogram({
+    name: 'gateway_cancel_upstream_seconds',
+    help:
+      "The upstream's share of answering one request: its attempts' time summed (Server-Timing " +
+      'upstream).',
+    labelNames: ['target', 'operation'] as const,
     buckets: DURATION_BUCKETS,
     registers: [registry],
   });
@@ -98,6 +132,8 @@ export function createMetrics(): Metrics {
     upstreamAuthFailures,
     cancelRequests,
     cancelDuration,
+    cancelGatewayTime,
+    cancelUpstreamTime,
     upstreamRequests,
     upstreamDuration,
     configReloads,

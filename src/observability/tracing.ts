@@ -1,12 +1,16 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import {
   ROOT_CONTEXT,
+  SpanKind,
+  SpanStatusCode,
+  createContextKey,
   defaultTextMapGetter,
   defaultTextMapSetter,
   isSpanContextValid,
   trace,
 } from '@opentelemetry/api';
 import type { Attributes, Context, Span, Tracer } from '@opentelemetry/api';
+import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
 import { W3CTraceContextPropagator } from '@opentelemetry/core';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import {
@@ -19,6 +23,7 @@ import { BasicTracerProvider, BatchSpanProcessor } from '@opentelemetry/sdk-trac
 import {
   ATTR_ERROR_TYPE,
   ATTR_HTTP_REQUEST_METHOD,
+  ATTR_HTTP_REQUEST_RESEND_COUNT,
   ATTR_HTTP_RESPONSE_STATUS_CODE,
   ATTR_HTTP_ROUTE,
   ATTR_SERVER_ADDRESS,
@@ -62,7 +67,9 @@ export interface TracingOptions {
  * (`OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES`, `OTEL_TRACES_SAMPLER[_ARG]`, `OTEL_BSP_*`,
  * `OTEL_EXPORTER_OTLP_[TRACES_]HEADERS|TIMEOUT|COMPRESSION`) from `process.env` itself, so `env`
  * must be `process.env` (tests set it there too). Nothing is registered globally: no tracer
- * provider, context manager or propagator, so contexts are passed explicitly.
+ * provider, context manager or propagator. Spans get their parent context explicitly, and the
+ * request's context reaches the upstream calls through this module's own context manager
+ * (`ServerSpan.run`, `startClientSpan`).
  */
 export function createTracing(env: NodeJS.ProcessEnv, options: TracingOptions = {}): Tracing {
   if (!exportConfigured(env)) {
@@ -137,11 +144,13 @@ export interface SpanFields {
   protocol?: Protocol;
   outcome?: Outcome;
   code?: ErrorCode;
-  /** The upstream call: `login`, `cancel`, `poll` or `logout`. */
-  operation?: 'login' | 'cancel' | 'poll' | 'logout';
+  /** The upstream call: `login`, `cancel`, `poll`, `logout` or `read`. */
+  operation?: 'login' | 'cancel' | 'poll' | 'logout' | 'read';
   /** Position of the item in a `/cancel/batch` request. */
   batchIndex?: number;
   httpMethod?: string;
+  /** An upstream request sent again after its pooled connection closed under it (1). */
+  resendCount?: number;
   httpRoute?: string;
   httpStatus?: number;
   serverAddress?: string;
@@ -163,6 +172,7 @@ export const SPAN_ATTRIBUTE_NAMES = {
   operation: 'cancel.upstream.operation',
   batchIndex: 'cancel.batch.index',
   httpMethod: ATTR_HTTP_REQUEST_METHOD,
+  resendCount: ATTR_HTTP_REQUEST_RESEND_COUNT,
   httpRoute: ATTR_HTTP_ROUTE,
   httpStatus: ATTR_HTTP_RESPONSE_STATUS_CODE,
   serverAddress: ATTR_SERVER_ADDRESS,
@@ -178,4 +188,120 @@ export function spanAttributes(fields: SpanFields): Attributes {
     if (value !== undefined) attributes[name] = value;
   }
   return attributes;
+}
+
+/**
+ * The async context of the request an upstream call is made for. One AsyncLocalStorage-based
+ * manager for the process (the way OpenTelemetry JS propagates context in Node), owned here and
+ * not registered as the API's global manager: the SDK never needs an active context (every span
+ * is started with an explicit one), and a global registration would leak between the gateways a
+ * test process runs. Until the first `ServerSpan.run` with a valid trace, its AsyncLocalStorage
+ * is never entered, so a gateway without tracing and without traced callers pays nothing for it.
+ */
+const requestContext = new AsyncLocalStorageContextManager().enable();
+
+/** The tracer of the gateway a request runs on, beside the request's span in its context. */
+const TRACER_KEY = createContextKey('cancel-gateway tracer');
+
+/** A server span (a `/cancel`, a batch, one batch item) and the context its work runs in. */
+export interface ServerSpan {
+  readonly span: Span;
+  /** False for a no-op or unsampled span: its attributes would go nowhere, so skip building them. */
+  readonly recording: boolean;
+  /** For the log line: the span's trace id, undefined outside any trace. */
+  readonly traceId: string | undefined;
+  /**
+   * Runs `fn` with this span as the active one: the upstream calls it makes (`startClientSpan`)
+   * become children of the span and carry its `traceparent`.
+   */
+  run<T>(fn: () => T): T;
+  /** Starts a server span under this one (a batch item under its batch). */
+  child(name: string, fields: SpanFields): ServerSpan;
+  /**
+   * Sets the final attributes and ends the span; `failed` (a 5xx outcome) sets the error status
+   * with the code as `error.type`. Only the first call counts.
+   */
+  end(fields?: SpanFields, failed?: boolean): void;
+}
+
+/**
+ * Starts a server span under `parent` (the caller's `extractContext`, or a batch's context).
+ * With tracing off the tracer is the API's no-op one: the span then only carries the caller's
+ * span context, if any, so the caller's trace id still reaches the log line and the upstream.
+ */
+export function startServerSpan(
+  tracer: Tracer,
+  name: string,
+  parent: Context,
+  fields: SpanFields,
+): ServerSpan {
+  const span = tracer.startSpan(name, { kind: SpanKind.SERVER }, parent);
+  const recording = span.isRecording();
+  if (recording) span.setAttributes(spanAttributes(fields));
+  const traceId = traceIdOf(span);
+  // Outside any trace there is nothing to propagate: no context is entered at all.
+  const context =
+    traceId === undefined ? undefined : trace.setSpan(parent, span).setValue(TRACER_KEY, tracer);
+  let ended = false;
+  return {
+    span,
+    recording,
+    traceId,
+    run: (fn) => (context === undefined ? fn() : requestContext.with(context, fn)),
+    child: (childName, childFields) =>
+      startServerSpan(tracer, childName, context ?? parent, childFields),
+    end(endFields = {}, failed = false) {
+      if (ended) return;
+      ended = true;
+      if (recording) {
+        span.setAttributes(
+          spanAttributes(
+            failed ? { errorType: endFields.code ?? 'error', ...endFields } : endFields,
+          ),
+        );
+        if (failed) span.setStatus({ code: SpanStatusCode.ERROR, message: endFields.code ?? '' });
+      }
+      span.end();
+    },
+  };
+}
+
+/** The client span of one upstream call and the headers that continue its trace upstream. */
+export interface ClientSpan {
+  readonly span: Span;
+  /** `traceparent` (and the caller's `tracestate`) naming this span as the upstream's parent. */
+  readonly headers: TraceHeaders;
+  /** Sets the final attributes and ends the span; `failed` sets the error status. */
+  end(fields: SpanFields, failed: boolean): void;
+}
+
+/**
+ * A client span under the active request's server span (see `ServerSpan.run`), or undefined
+ * outside any traced request: a call made at shutdown (the logouts of `close()`) or in a gateway
+ * that neither traces nor was called with a trace context has no span and sends no traceparent.
+ * `describe` is called only when there is a span to start.
+ */
+export function startClientSpan(
+  describe: () => { name: string; fields: SpanFields },
+): ClientSpan | undefined {
+  const active = requestContext.active();
+  const tracer = active.getValue(TRACER_KEY) as Tracer | undefined;
+  if (tracer === undefined) return undefined;
+  const { name, fields } = describe();
+  const span = tracer.startSpan(name, { kind: SpanKind.CLIENT }, active);
+  const recording = span.isRecording();
+  if (recording) span.setAttributes(spanAttributes(fields));
+  return {
+    span,
+    headers: injectHeaders(trace.setSpan(active, span), {}),
+    end(endFields, failed) {
+      if (recording) {
+        span.setAttributes(spanAttributes(endFields));
+        if (failed) {
+          span.setStatus({ code: SpanStatusCode.ERROR, message: endFields.errorType ?? '' });
+        }
+      }
+      span.end();
+    },
+  };
 }

@@ -1,4 +1,5 @@
 import type { Dispatcher } from 'undici';
+import { startClientSpan, type ClientSpan } from '../observability/tracing';
 import { errorCode } from './transport-errors';
 
 export type ResponseHeaders = Record<string, string | string[] | undefined>;
@@ -18,7 +19,7 @@ export type Exchange =
 export type UpstreamOperation = 'login' | 'cancel' | 'poll' | 'logout' | 'read';
 
 export interface ExchangeRequest {
-  /** What the call is for (the span name); the SOAP client derives it from the SOAP action. */
+  /** What the call is for (names its client span); the SOAP client derives it from the body. */
   operation?: UpstreamOperation;
   /** `scheme://host[:port]` of the upstream; the dispatcher picks (or proxies) its connection. */
   origin: string;
@@ -54,16 +55,90 @@ const CLOSED_UNDER_US = new Set(['ECONNRESET', 'EPIPE', 'UND_ERR_SOCKET']);
  * whose connection closed before any byte of an answer arrived is sent once more at once, on
  * another connection: that is how a socket the server closed while idle shows, and the cancel
  * certainly did not run. A connection cut after the answer began is never retried.
+ *
+ * Within a traced request each request sent (the resend too) is a client span under the request's
+ * server span, and carries that span's `traceparent`/`tracestate`.
  */
 export async function exchange(
   dispatcher: Dispatcher,
   request: ExchangeRequest,
 ): Promise<Exchange> {
-  const first = await exchangeOnce(dispatcher, request);
+  const first = await tracedExchange(dispatcher, request, 0);
   if (first.kind !== 'failed' || request.signal.aborted) return first;
   const code = errorCode(first.error);
   if (code === undefined || !CLOSED_UNDER_US.has(code)) return first;
-  return exchangeOnce(dispatcher, request);
+  return tracedExchange(dispatcher, request, 1);
+}
+
+/** The origin's host and port for `server.address`/`server.port`, parsed once per origin. */
+const servers = new Map<string, { address: string; port: number }>();
+function serverOf(origin: string): { address: string; port: number } {
+  let server = servers.get(origin);
+  if (server === undefined) {
+    const url = new URL(origin);
+    const port = url.port === '' ? (url.protocol === 'https:' ? 443 : 80) : Number(url.port);
+    // IPv6 literals keep their brackets in URL.hostname; semantic conventions want them bare.
+    server = { address: url.hostname.replace(/^\[(.*)\]$/, '$1'), port };
+    // Origins come from the config: a handful per gateway, so the map stays small.
+    servers.set(origin, server);
+  }
+  return server;
+}
+
+/** `exchangeOnce` inside a client span, when a traced request is active; as is otherwise. */
+async function tracedExchange(
+  dispatcher: Dispatcher,
+  request: ExchangeRequest,
+  resend: number,
+): Promise<Exchange> {
+  const span = startClientSpan(() => {
+    const server = serverOf(request.origin);
+    return {
+      name: `${request.method} ${request.operation ?? 'call'}`,
+      fields: {
+        ...(request.operation === undefined ? {} : { operation: request.operation }),
+        httpMethod: request.method,
+        serverAddress: server.address,
+        serverPort: server.port,
+        ...(resend > 0 ? { resendCount: resend } : {}),
+      },
+    };
+  });
+  if (span === undefined) return exchangeOnce(dispatcher, request);
+  const result = await exchangeOnce(dispatcher, {
+    ...request,
+    headers: { ...request.headers, ...span.headers },
+  });
+  endClientSpan(span, result);
+  return result;
+}
+
+/** A client span's status: an error for no answer, a cut or oversized one, or a 5xx. */
+function endClientSpan(span: ClientSpan, result: Exchange): void {
+  switch (result.kind) {
+    case 'answered':
+      span.end(
+        {
+          httpStatus: result.status,
+          ...(result.status >= 500 ? { errorType: String(result.status) } : {}),
+        },
+        result.status >= 500,
+      );
+      return;
+    case 'too_large':
+      span.end({ httpStatus: result.status, errorType: 'response_too_large' }, true);
+      return;
+    case 'cut':
+      span.end({ httpStatus: result.status, errorType: errorCode(result.error) ?? 'cut' }, true);
+      return;
+    case 'failed':
+      span.end({ errorType: errorCode(result.error) ?? errorNameOf(result.error) }, true);
+  }
+}
+
+/** An error's class name (`AbortError`, `TimeoutError`): never its message, which may hold data. */
+function errorNameOf(error: unknown): string {
+  return error instanceof Error ? error.name : 'error';
 }
 
 /**

@@ -1,6 +1,6 @@
 import type { Tracer } from '@opentelemetry/api';
 import type { Protocol } from '../core/protocols';
-import type { ProviderOutcome } from '../core/provider-outcome';
+import type { Confirmation, PendingCancel, ProviderOutcome } from '../core/provider-outcome';
 import type { Logger } from '../observability/logger';
 import type { Clock } from '../resilience/clock';
 import type { StateStore } from '../state/store';
@@ -20,6 +20,13 @@ export interface ProviderDeps {
   env: Readonly<Record<string, string | undefined>>;
   /** Client spans of upstream calls (a no-op tracer when tracing is off). */
   tracer: Tracer;
+  /**
+   * How long the session of a Dyn job that outlived its cancel's deadline is kept, so that a
+   * background confirmation can still poll that job (job ids live only as long as their
+   * session): `state.reconcileSeconds`. Absent or 0: the session is logged out at once, and a
+   * confirmation reads the task instead.
+   */
+  keepJobSessionsMs?: number;
 }
 
 /** What a provider gets with each call. */
@@ -32,7 +39,7 @@ export interface CallContext {
   requestId: string;
 }
 
-/** Translates one cancel into one upstream protocol. */
+/** Translates one cancel (and, where the protocol has one, a task read) into one upstream protocol. */
 export interface Provider {
   readonly name: string;
   readonly protocol: Protocol;
@@ -45,6 +52,18 @@ export interface Provider {
   checkTaskId(taskId: string): string | undefined;
   /** Resolves with a classified outcome for every answer; never throws for an upstream answer. */
   cancel(taskId: string, ctx: CallContext): Promise<ProviderOutcome>;
+  /**
+   * Reads the task's current state: `found` with the task, `not_found`, or a failure outcome;
+   * nothing is canceled. Absent where the protocol has no published read (methodcall): the
+   * dispatcher then answers `not_supported` without calling the upstream.
+   */
+  read?(taskId: string, ctx: CallContext): Promise<ProviderOutcome>;
+  /**
+   * Settles a cancel of this provider that ended in a `timeout` carrying `pending`: polls the
+   * upstream job that accepted it while that job exists, then reads the task. Never cancels, never
+   * throws for an upstream answer; waits for the provider's rate limit rather than exceed it.
+   */
+  confirm?(taskId: string, pending: PendingCancel, ctx: CallContext): Promise<Confirmation>;
   /** Logs out sessions and closes sockets. */
   close(): Promise<void>;
 }

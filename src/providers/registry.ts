@@ -4,15 +4,28 @@ import { createDynSoapProvider } from './dyn/soap';
 import { openDynSoapClient, WsdlError } from './dyn/wsdl';
 import { createMethodcallProvider } from './methodcall/provider';
 import type { Provider, ProviderDeps } from './provider';
+import { loadEnvProxies, loadUpstreamTls, UpstreamSetupError } from './upstream-agent';
 
 export type { ProviderDeps };
 
 /** Builds one provider from its validated config. Adding a type is one `case` here. */
-export function createProvider(
+export async function createProvider(
   name: string,
   cfg: ProviderConfig,
   deps: ProviderDeps,
 ): Promise<Provider> {
+  try {
+    return await build(name, cfg, deps);
+  } catch (err) {
+    // A TLS file or proxy variable the provider cannot use: a config problem at its path.
+    if (err instanceof UpstreamSetupError) {
+      throw new Error(err.problems.map((p) => `providers.${name}.${p}`).join('\n'));
+    }
+    throw err;
+  }
+}
+
+function build(name: string, cfg: ProviderConfig, deps: ProviderDeps): Promise<Provider> {
   switch (cfg.type) {
     case 'methodcall':
       return Promise.resolve(createMethodcallProvider(name, cfg, deps));
@@ -32,15 +45,25 @@ export function createProvider(
 }
 
 /**
- * The checks a schema cannot make: files the config names must exist and be usable. Today that
- * is each dyn-soap provider's WSDL, loaded exactly as the provider will load it at start.
+ * The checks a schema cannot make: files the config names must exist and be usable. Each
+ * dyn-soap provider's WSDL is loaded exactly as the provider will load it at start; each
+ * provider's `tls` files are read and checked as its upstream agent will read them. Given the
+ * environment, a provider without `proxy` also needs usable `HTTP_PROXY`/`HTTPS_PROXY` values.
  */
 export async function checkProviderFiles(
   config: GatewayConfig,
   projectRoot: string,
+  env?: ProviderDeps['env'],
 ): Promise<string[]> {
   const problems: string[] = [];
+  const proxies = env === undefined ? undefined : loadEnvProxies(env);
   for (const [name, provider] of Object.entries(config.providers)) {
+    const at = (problem: string): string => `providers.${name}.${problem}`;
+    const tls = loadUpstreamTls(provider.tls, projectRoot);
+    if (!tls.ok) problems.push(...tls.problems.map(at));
+    if (provider.proxy === undefined && proxies?.ok === false) {
+      problems.push(...proxies.problems.map(at));
+    }
     if (provider.type !== 'dyn-soap') continue;
     try {
       await openDynSoapClient(provider.wsdl, projectRoot);

@@ -20,6 +20,12 @@ const RESET_CODES = new Set([
   'ECONNABORTED',
 ]);
 
+/** Certificate and handshake failures: a trust or client-certificate setup problem, not a blip. */
+const TLS_CODE = /^(ERR_SSL_|ERR_TLS_|UNABLE_TO_|CERT_|SELF_SIGNED|DEPTH_ZERO|HOSTNAME_MISMATCH)/;
+
+/** undici errors whose message says what the proxy answered (never a credential). */
+const PROXY_MESSAGE_CODES = new Set(['UND_ERR_ABORTED', 'UND_ERR_INVALID_ARG']);
+
 /** The first `code` on an error or its causes (undici wraps socket errors). */
 export function errorCode(err: unknown): string | undefined {
   let current: unknown = err;
@@ -68,9 +74,20 @@ export function classifyTransportError(
       { notSent: true },
     );
   }
+  if (code !== undefined && TLS_CODE.test(code)) {
+    return failed(
+      'upstream_error',
+      'UPSTREAM_BAD_RESPONSE',
+      `TLS with ${what} failed (${code}): check the provider's tls settings (caFile, certFile, keyFile)`,
+    );
+  }
+  const detail =
+    code !== undefined && PROXY_MESSAGE_CODES.has(code) && err instanceof Error
+      ? `: ${err.message}`
+      : '';
   return failed(
     'upstream_error',
     'UPSTREAM_BAD_RESPONSE',
-    `request to ${what} failed (${code ?? 'unknown error'})`,
+    `request to ${what} failed (${code ?? 'unknown error'})${detail}`,
   );
 }

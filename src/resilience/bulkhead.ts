@@ -1,3 +1,4 @@
+import { AsyncResource } from 'node:async_hooks';
 import { BulkheadRejectedError, bulkhead } from 'cockatiel';
 import { failed, type ProviderOutcome } from '../core/provider-outcome';
 import type { Policy } from './policy';
@@ -43,10 +44,13 @@ export function bulkheadPolicy(options: BulkheadOptions): Policy {
       const gone = bulk.executionSlots <= 0 ? aborted(deadline) : undefined;
       const progress = { started: false };
       try {
-        const run = bulk.execute(() => {
+        const task = (): Promise<ProviderOutcome> => {
           progress.started = true;
           return next(ctx);
-        }, deadline);
+        };
+        // cockatiel starts a queued task from the promise chain of the attempt that freed its
+        // slot, which would run it in that request's async context (its trace): bind it to ours.
+        const run = bulk.execute(gone === undefined ? task : AsyncResource.bind(task), deadline);
         if (gone === undefined) return await run;
         // A request still queued at its deadline leaves; cockatiel drops the entry when reached.
         run.catch(() => undefined);

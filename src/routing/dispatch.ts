@@ -7,16 +7,20 @@ import {
   type AttemptRecord,
 } from '../core/result';
 import type { Logger } from '../observability/logger';
+import type { Provider } from '../providers/provider';
 import type { Clock } from '../resilience/clock';
 import { deadlineIn, type Deadline } from '../resilience/deadline';
 import type { ProviderRuntime, Runtime } from './runtime';
 
-/** One validated cancel, as dispatch sees it. */
+/** One validated cancel or task read, as dispatch sees it. */
 export interface DispatchRequest {
   requestId: string;
   target: string;
   taskId: string;
 }
+
+/** What a request asks of the route's providers: cancel the task, or read its state. */
+export type DispatchOperation = 'cancel' | 'read';
 
 export interface DispatchOptions {
   log: Logger;
@@ -31,7 +35,37 @@ export interface DispatchOptions {
  * Runs one cancel through its route: one deadline covers every attempt and fallback; the next
  * provider is tried only after `unavailable` or `rate_limited`. Answers outcomes, never statuses.
  */
-export async function dispatchCancel(
+export function dispatchCancel(
+  runtime: Runtime,
+  request: DispatchRequest,
+  options: DispatchOptions,
+): Promise<Answer> {
+  return dispatch('cancel', runtime, request, options);
+}
+
+/**
+ * Reads the task's state through its route, with the same deadline, policies, fallback rule and
+ * `attempts` as a cancel; nothing is canceled. The route's primary provider decides whether the
+ * route can read at all: without a `read` (methodcall) the answer is `not_supported` and nothing
+ * is sent, even when a fallback could read, because a fallback stands in for the primary only
+ * while it is unavailable, and another protocol's upstream may hold another task under the same
+ * id. Fallbacks without a `read` are skipped.
+ */
+export function dispatchRead(
+  runtime: Runtime,
+  request: DispatchRequest,
+  options: DispatchOptions,
+): Promise<Answer> {
+  return dispatch('read', runtime, request, options);
+}
+
+/** Whether `provider` can take `operation` at all. */
+function supports(provider: Provider, operation: DispatchOperation): boolean {
+  return operation === 'cancel' || provider.read !== undefined;
+}
+
+async function dispatch(
+  operation: DispatchOperation,
   runtime: Runtime,
   request: DispatchRequest,
   options: DispatchOptions,
@@ -69,12 +103,29 @@ export async function dispatchCancel(
       ),
     };
   }
+  if (!supports(primary.provider, operation)) {
+    return {
+      body: gatewayFailure(
+        requestId,
+        'not_supported',
+        'OPERATION_NOT_SUPPORTED',
+        `provider "${primary.name}" (${primary.provider.protocol}) cannot read a task: the protocol has no published read`,
+        {
+          target,
+          provider: primary.name,
+          protocol: primary.provider.protocol,
+          taskId,
+          attempts: [],
+        },
+      ),
+    };
+  }
   const { clock, within } = options;
   const budgetMs =
     within === undefined ? route.timeoutMs : Math.min(route.timeoutMs, within.at - clock.now());
   const deadline = deadlineIn(Math.max(0, budgetMs), clock);
   try {
-    return await runChain(route.chain, primary, request, deadline, options);
+    return await runChain(operation, route.chain, primary, request, deadline, options);
   } finally {
     deadline.dispose();
   }
@@ -82,6 +133,7 @@ export async function dispatchCancel(
 
 /** The route's providers in order, within one deadline. */
 async function runChain(
+  operation: DispatchOperation,
   chain: readonly ProviderRuntime[],
   primary: ProviderRuntime,
   request: DispatchRequest,
@@ -94,22 +146,30 @@ async function runChain(
   let last: ProviderOutcome | undefined;
   let lastProvider = primary;
   for (const entry of chain) {
-    if (entry !== primary && entry.provider.checkTaskId(taskId) !== undefined) continue;
+    if (entry !== primary) {
+      if (entry.provider.checkTaskId(taskId) !== undefined) continue;
+      if (!supports(entry.provider, operation)) continue;
+    }
     if (last !== undefined && deadline.signal.aborted) break;
     lastProvider = entry;
-    // Most cancels never log from inside a provider: build the child logger only when asked.
+    // Most calls never log from inside a provider: build the child logger only when asked.
     let providerLog: Logger | undefined;
     const ctxLog = (): Logger =>
       (providerLog ??= log.child({ requestId, target, provider: entry.name }));
+    const { provider } = entry;
     last = await entry.run(
-      (signal) =>
-        entry.provider.cancel(taskId, {
+      (signal) => {
+        const ctx = {
           signal,
           requestId,
           get log() {
             return ctxLog();
           },
-        }),
+        };
+        return operation === 'read' && provider.read !== undefined
+          ? provider.read(taskId, ctx)
+          : provider.cancel(taskId, ctx);
+      },
       {
         deadline,
         onAttempt: (outcome, durationMs) => {
@@ -139,7 +199,13 @@ async function runChain(
   );
   body.attempts = attempts;
   const answer: Answer = { body };
-  if (last.outcome === 'timeout' && last.notSent !== true) answer.ambiguous = true;
+  // A read changes nothing upstream: its timeout is not an ambiguous cancel.
+  if (operation === 'cancel' && last.outcome === 'timeout' && last.notSent !== true) {
+    answer.ambiguous = true;
+    if (last.pending !== undefined && lastProvider.provider.confirm !== undefined) {
+      answer.pending = { provider: lastProvider.name, ...last.pending };
+    }
+  }
   if (last.retryAfterSeconds !== undefined) answer.retryAfterSeconds = last.retryAfterSeconds;
   return answer;
 }

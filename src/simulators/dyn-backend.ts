@@ -4,12 +4,23 @@ import { trimOldest, type SimulatorMemory } from './http-util';
 /**
  * The Dyn back end both simulators share, as REST and SOAP share Dyn's BLL: sessions, an in-memory
  * task store, jobs, and scripted behaviours per task id. Each front end renders these answers in
- * its own wire format (JSON envelopes, SOAP envelopes/Faults).
+ * its own wire format (JSON envelopes, SOAP envelopes/Faults). Every task id names a running
+ * `ProvisionZone` task unless a behaviour says otherwise (`not-found`, `status`).
  */
 
-/** How the simulator answers a cancel of one task id. */
+/** The task states Dyn documents. */
+export type DynTaskStatus =
+  'ready' | 'running' | 'waiting' | 'complete' | 'failed' | 'canceled' | 'stalled';
+
+/**
+ * How the simulator answers a cancel, and a read (`GET /Task/<id>/`, `GetOneTask`), of one task
+ * id. A read shows the task as it is; the behaviours about failures answer a read as they answer
+ * a cancel, those about jobs only shape the cancel.
+ */
 export type DynBehaviour =
   | { kind: 'ok' }
+  /** The task is in this state: a read shows it, a cancel of a final state is refused. */
+  | { kind: 'status'; status: DynTaskStatus }
   | { kind: 'not-found' }
   | { kind: 'already-complete' }
   | { kind: 'illegal-operation' }
@@ -31,6 +42,18 @@ export type DynBehaviour =
   /** `incomplete` with `job_id: null`: accepted, with no job to poll. */
   | { kind: 'incomplete-without-job' }
   | { kind: 'job-never-finishes' }
+  /**
+   * The job finishes after the gateway gave up: it stays incomplete (the task unchanged) until
+   * `releaseHeld()`, for `polls` polls, or `afterMs` after the cancel, whichever comes first;
+   * then Dyn applies the cancel and the job answers it. A read before then shows the task as it
+   * was.
+   */
+  | { kind: 'late-job'; polls?: number; afterMs?: number }
+  /**
+   * The cancel is never applied: the job stays incomplete as for `late-job`, then is gone
+   * (`job: No such job`), and the task stays `running`.
+   */
+  | { kind: 'stays-pending'; polls?: number; afterMs?: number }
   /** Accepted as a job (the cancel happens), then the job is forgotten: polls say "No such job". */
   | { kind: 'job-lost' }
   /**
@@ -140,7 +163,10 @@ export interface DynAccount {
 interface Job {
   token: string;
   remainingPolls: number;
-  result: DynAnswer;
+  /** The job's final answer; undefined until it finishes, `lost` when it ends without one. */
+  result: DynAnswer | 'lost' | undefined;
+  /** Runs the job's work once it finishes (a late cancel applied, or nothing). */
+  finish?: () => DynAnswer | 'lost';
   /** How a poll answers while `remainingPolls` > 0. */
   pollAnswer: JobPollAnswer;
 }
@@ -173,7 +199,14 @@ export interface DynBackend {
   checkToken(token: string | undefined): DynAnswer | undefined;
   cancel(token: string, taskId: string, io: CancelIo): Promise<BackendResult | undefined>;
   job(token: string, jobId: string): JobResult;
-  getTask(taskId: string): DynAnswer;
+  /**
+   * A task read as Dyn answers it: the task for every status, `NOT_FOUND` for an unknown id, and
+   * the scripted failures a plain answer can carry. `token` (the session asking) lets a read on
+   * a session busy with a job answer "already has a job running", as Dyn does.
+   */
+  getTask(taskId: string, token?: string): DynAnswer;
+  /** A task read with every scripted behaviour, slow and broken answers included. */
+  read(token: string, taskId: string, io: CancelIo): Promise<BackendResult | undefined>;
   /** `GET /REST/Session/` and SOAP `SessionIsAlive` for a live session. */
   isAlive(): DynAnswer;
   /** `PUT /REST/Session/` and SOAP `SessionKeepAlive` for a live session. */
@@ -205,6 +238,7 @@ export function createDynBackend(account: Partial<DynAccount> & SimulatorMemory 
     const waiting = held;
     held = [];
     for (const resolve of waiting) resolve();
+    for (const jobId of [...lateJobs]) finishJob(jobId);
   };
   let nextJobId = 4340980452;
 
@@ -288,6 +322,44 @@ export function createDynBackend(account: Partial<DynAccount> & SimulatorMemory 
     return { kind: 'job', jobId, style };
   }
 
+  /** Jobs whose work waits for `releaseHeld()` (or their polls). */
+  const lateJobs = new Set<string>();
+
+  /** A job whose work happens only when it finishes: `apply` runs then. */
+  function startLateJob(
+    token: string,
+    until: { polls?: number; afterMs?: number },
+    apply: () => DynAnswer | 'lost',
+  ): BackendResult {
+    const { polls, afterMs } = until;
+    const jobId = String(nextJobId++);
+    jobs.set(jobId, {
+      token,
+      remainingPolls: polls ?? Number.MAX_SAFE_INTEGER,
+      result: undefined,
+      finish: apply,
+      pollAnswer: 'incomplete',
+    });
+    lateJobs.add(jobId);
+    trimOldest(jobs, limit);
+    if (afterMs !== undefined) {
+      // Dyn runs the job whether or not anyone polls it.
+      setTimeout(() => {
+        finishJob(jobId);
+      }, afterMs).unref();
+    }
+    return { kind: 'job', jobId, style: 'redirect' };
+  }
+
+  /** Finishes a job now: its work runs once, whoever polls it (or nobody). */
+  function finishJob(jobId: string): void {
+    const job = jobs.get(jobId);
+    lateJobs.delete(jobId);
+    if (job === undefined) return;
+    job.remainingPolls = 0;
+    if (job.result === undefined) job.result = job.finish?.() ?? 'lost';
+  }
+
   const runningJobOf = (token: string): boolean =>
     [...jobs.values()].some((job) => job.token === token && job.remainingPolls > 0);
 
@@ -337,6 +409,12 @@ export function createDynBackend(account: Partial<DynAccount> & SimulatorMemory 
         return { kind: 'job', jobId: null, style: 'incomplete' };
       case 'job-never-finishes':
         return startJob(token, id, Number.MAX_SAFE_INTEGER, 'redirect');
+      case 'late-job':
+        return startLateJob(token, b, () => cancelNow(id));
+      case 'stays-pending':
+        return startLateJob(token, b, () => 'lost');
+      case 'status':
+        return out(cancelNow(id));
       case 'job-lost': {
         const started = startJob(token, id, 1, 'redirect');
         // The job ran and is gone, as jobs go with their session.
@@ -441,6 +519,138 @@ export function createDynBackend(account: Partial<DynAccount> & SimulatorMemory 
     }
   }
 
+  /** Count keys of reads, apart from those of cancels of the same task. */
+  const readKey = (id: string): string => `read:${id}`;
+
+  /**
+   * A read's answer from the behaviours a plain answer can carry; undefined for the rest (jobs,
+   * slow or broken transports), which a read answers as `ok` here and `read()` renders fully.
+   */
+  function readAnswer(
+    id: string,
+    b: DynBehaviour,
+    token: string | undefined,
+  ): DynAnswer | undefined {
+    switch (b.kind) {
+      case 'not-found':
+        return failure(404, msg('task: No such task', 'NOT_FOUND'));
+      case 'array-wrapped-error': {
+        const a = failure(404, msg('task: No such task', 'NOT_FOUND'));
+        a.arrayWrapped = true;
+        return a;
+      }
+      case 'already-complete':
+        taskOf(id).status = 'complete';
+        return undefined;
+      case 'token-expired-once':
+        if (expiredOnce.has(readKey(id))) return undefined;
+        expiredOnce.add(readKey(id));
+        if (token !== undefined) sessions.delete(token);
+        return expired();
+      case 'token-expired-always':
+        if (token !== undefined) sessions.delete(token);
+        return expired();
+      case 'rate-limited': {
+        const a = failure(
+          429,
+          msg('rate: Too many requests', 'RATE_LIMIT_EXCEEDED', 'ERROR', 'API-A'),
+        );
+        if (b.withBody !== true) a.statusOnly = true;
+        if (b.retryAfterSeconds !== undefined)
+          a.headers = { 'retry-after': String(b.retryAfterSeconds) };
+        return a;
+      }
+      case 'service-unavailable':
+        return failure(
+          b.httpStatus ?? 400,
+          msg('service: The requested service is currently unavailable', 'SERVICE_UNAVAILABLE'),
+        );
+      case 'session-busy': {
+        const seen = busyCount.get(readKey(id)) ?? 0;
+        if (b.times !== undefined && seen >= b.times) return undefined;
+        busyCount.set(readKey(id), seen + 1);
+        return sessionBusy(b.style);
+      }
+      case 'missing-err-cd':
+        return failure(400, {
+          source: 'BLL',
+          lvl: 'ERROR',
+          info: 'task: Something unexpected happened',
+        });
+      case 'permission-denied':
+        return failure(
+          400,
+          msg('task: You do not have permission to view this task', 'PERMISSION_DENIED'),
+        );
+      case 'invalid-data':
+        return failure(400, msg('task_id: Invalid task id', 'INVALID_DATA'));
+      case 'unknown-code':
+        return failure(400, msg('task: Something new went wrong', 'SOMETHING_NEW'));
+      case 'other-task':
+        return answer(200, 'success', [], { ...taskOf(id), task_id: b.taskId });
+      case 'null-fields': {
+        const a = answer(200, 'success', [], null);
+        a.nullData = true;
+        a.jobId = null;
+        return a;
+      }
+      default:
+        return undefined;
+    }
+  }
+
+  /** A read that carries a plain answer: the task as it is, or the scripted failure. */
+  function readNow(id: string, token: string | undefined, b = behaviours.get(id)): DynAnswer {
+    if (token !== undefined && runningJobOf(token)) return sessionBusy();
+    return (
+      (b === undefined ? undefined : readAnswer(id, b, token)) ??
+      answer(200, 'success', [], { ...taskOf(id) })
+    );
+  }
+
+  /** A read with every behaviour: slow, chunked and broken answers too. */
+  async function readWith(
+    token: string,
+    id: string,
+    b: DynBehaviour,
+    io: CancelIo,
+  ): Promise<BackendResult | undefined> {
+    switch (b.kind) {
+      case 'unavailable':
+      case 'garbage-500':
+      case 'malformed':
+        return { kind: b.kind };
+      case 'empty':
+      case 'truncated':
+      case 'wrong-content-type':
+      case 'reset':
+      case 'reset-mid':
+      case 'doctype-bomb':
+      case 'xxe':
+      case 'deep-nesting':
+      case 'huge':
+        return { kind: 'hostile', hostile: b.kind };
+      case 'slow':
+        if (!(await io.wait(b.delayMs))) return undefined;
+        return readWith(token, id, b.then ?? { kind: 'ok' }, io);
+      case 'hold':
+        await new Promise<void>((resolve) => held.push(resolve));
+        return { kind: 'answer', answer: readNow(id, token, { kind: 'ok' }) };
+      case 'chunked': {
+        const result = await readWith(token, id, b.then ?? { kind: 'ok' }, io);
+        if (result?.kind === 'answer') result.answer.chunked = true;
+        return result;
+      }
+      case 'oversized': {
+        const a = readNow(id, token, { kind: 'ok' });
+        if (a.data !== null) a.data = { ...a.data, message: 'x'.repeat(300_000) };
+        return { kind: 'answer', answer: a };
+      }
+      default:
+        return { kind: 'answer', answer: readNow(id, token, b) };
+    }
+  }
+
   return {
     account: creds,
     login(customerName, userName, password) {
@@ -484,10 +694,15 @@ export function createDynBackend(account: Partial<DynAccount> & SimulatorMemory 
     },
     job(token, jobId) {
       const job = jobs.get(jobId);
-      if (job === undefined || job.token !== token)
-        return { kind: 'answer', answer: failure(404, msg('job: No such job', 'NOT_FOUND')) };
+      const noSuchJob = (): JobResult => ({
+        kind: 'answer',
+        answer: failure(404, msg('job: No such job', 'NOT_FOUND')),
+      });
+      if (job === undefined || job.token !== token) return noSuchJob();
       if (job.remainingPolls > 0) {
         job.remainingPolls--;
+        // A late job's last incomplete poll is this one; the next finds it done.
+        if (job.remainingPolls === 0) finishJob(jobId);
         if (job.pollAnswer !== 'incomplete') {
           return { kind: 'redirect', jobId, withLocation: job.pollAnswer === 'redirect' };
         }
@@ -496,13 +711,24 @@ export function createDynBackend(account: Partial<DynAccount> & SimulatorMemory 
         a.nullData = true;
         return { kind: 'answer', answer: a };
       }
+      if (job.result === undefined) finishJob(jobId);
+      if (job.result === 'lost' || job.result === undefined) {
+        jobs.delete(jobId);
+        return noSuchJob();
+      }
       return { kind: 'answer', answer: job.result };
     },
-    getTask: (id) => answer(200, 'success', [], { ...taskOf(id) }),
+    getTask: (id, token) => readNow(id, token),
+    async read(token, id, io) {
+      const b = behaviours.get(id) ?? { kind: 'ok' };
+      return readWith(token, id, b, io);
+    },
     isAlive: () => answer(200, 'success', [msg('isalive: User session is still active', null)]),
     keepAlive: () => answer(200, 'success', [msg('keepalive: User session extended', null)]),
     setBehaviour(taskId, behaviour) {
       behaviours.set(String(taskId), behaviour);
+      // The scripted state is where the task starts; a cancel then changes it as Dyn would.
+      if (behaviour.kind === 'status') taskOf(String(taskId)).status = behaviour.status;
     },
     releaseHeld,
     activeSessions: () => sessions.size,

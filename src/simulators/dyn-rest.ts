@@ -2,6 +2,8 @@ import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import {
   callLog,
   createDynBackend,
+  type BackendResult,
+  type CancelIo,
   type DynAccount,
   type DynAnswer,
   type DynBackend,
@@ -125,13 +127,13 @@ export async function startDynRestSimulator(
     else send(res, 307, '<html><body>307 Temporary Redirect</body></html>');
   };
 
-  async function cancel(
+  /** A cancel or a task read, with every scripted behaviour rendered as Dyn's REST front end would. */
+  async function perform(
     req: IncomingMessage,
     res: ServerResponse,
-    token: string,
-    id: string,
+    run: (io: CancelIo) => Promise<BackendResult | undefined>,
   ): Promise<void> {
-    const result = await backend.cancel(token, id, {
+    const result = await run({
       wait: (ms) => waitUnlessGone(res, ms),
       reused: connectionOf(req).before > 0,
     });
@@ -245,11 +247,11 @@ export async function startDynRestSimulator(
     }
     const taskId = /^\/rest\/task\/(\d+)$/.exec(path)?.[1];
     if (taskId !== undefined && method === 'DELETE') {
-      await cancel(req, res, token, taskId);
+      await perform(req, res, (io) => backend.cancel(token, taskId, io));
       return;
     }
     if (taskId !== undefined && method === 'GET') {
-      reply(res, backend.getTask(taskId));
+      await perform(req, res, (io) => backend.read(token, taskId, io));
       return;
     }
     const jobId = /^\/rest\/job\/(\d+)$/.exec(path)?.[1];
@@ -274,6 +276,7 @@ export async function startDynRestSimulator(
 
   const server = await serve(handle, options.port ?? 0, options.host ?? '127.0.0.1', {
     ...(options.idleTimeoutMs === undefined ? {} : { idleTimeoutMs: options.idleTimeoutMs }),
+    ...(options.tls === undefined ? {} : { tls: options.tls }),
   });
 
   return {

@@ -4,6 +4,7 @@ import {
   callLog,
   createDynBackend,
   msg,
+  type CancelIo,
   type DynAccount,
   type DynAnswer,
   type DynBackend,
@@ -314,21 +315,27 @@ export async function startDynSoapSimulator(
     );
   }
 
-  async function cancel(
+  /** A `CancelTask` or a `GetOneTask`, with every scripted behaviour rendered as SOAP. */
+  async function perform(
     req: IncomingMessage,
     res: ServerResponse,
+    op: 'CancelTask' | 'GetOneTask',
     token: string,
     taskId: string,
     faultIncompat: boolean,
   ): Promise<void> {
-    const result = await backend.cancel(token, taskId, {
+    const io: CancelIo = {
       wait: (ms) => waitUnlessGone(res, ms),
       reused: connectionOf(req).before > 0,
-    });
+    };
+    const result =
+      op === 'CancelTask'
+        ? await backend.cancel(token, taskId, io)
+        : await backend.read(token, taskId, io);
     if (result === undefined) return;
     switch (result.kind) {
       case 'answer':
-        reply(res, 'CancelTask', result.answer, faultIncompat);
+        reply(res, op, result.answer, faultIncompat);
         return;
       case 'job': {
         // SOAP has no redirect: an accepted-as-job cancel answers `incomplete` with the job id.
@@ -339,7 +346,7 @@ export async function startDynSoapSimulator(
           msgs: [],
           data: null,
         };
-        reply(res, 'CancelTask', a, faultIncompat);
+        reply(res, op, a, faultIncompat);
         return;
       }
       case 'unavailable':
@@ -360,7 +367,7 @@ export async function startDynSoapSimulator(
         send(
           res,
           200,
-          `<?xml version="1.0"?><soap:Envelope xmlns:soap="${SOAP_ENV}"><soap:Body><tns:CancelTaskRes`,
+          `<?xml version="1.0"?><soap:Envelope xmlns:soap="${SOAP_ENV}"><soap:Body><tns:${op}Res`,
         );
         return;
     }
@@ -539,8 +546,7 @@ export async function startDynSoapSimulator(
           );
           return;
         }
-        if (op === 'GetOneTask') reply(res, op, backend.getTask(taskId), faultIncompat);
-        else await cancel(req, res, token, taskId, faultIncompat);
+        await perform(req, res, op, token, taskId, faultIncompat);
         return;
       }
       case 'GetJob':
@@ -553,6 +559,7 @@ export async function startDynSoapSimulator(
 
   const server = await serve(handle, options.port ?? 0, options.host ?? '127.0.0.1', {
     ...(options.idleTimeoutMs === undefined ? {} : { idleTimeoutMs: options.idleTimeoutMs }),
+    ...(options.tls === undefined ? {} : { tls: options.tls }),
   });
 
   return {

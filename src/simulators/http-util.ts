@@ -1,4 +1,5 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 
 /** One request a simulator received. */
@@ -19,10 +20,24 @@ export interface RecordedCall {
  */
 export const DEFAULT_IDLE_TIMEOUT_MS = 75_000;
 
+/** A simulator served over HTTPS: PEM texts, as `node:https` takes them. */
+export interface ServeTlsOptions {
+  /** The server's private key. */
+  key: string;
+  /** The server's certificate (and its chain). */
+  cert: string;
+  /** CAs a client certificate must chain to (with `requestCert`). */
+  ca?: string;
+  /** Demand a client certificate signed by `ca`: a client without one fails its handshake. */
+  requestCert?: boolean;
+}
+
 /** How a simulator's server treats its connections. */
 export interface ServeOptions {
   /** An idle (or silent) connection is closed after this long; 75 s by default. */
   idleTimeoutMs?: number;
+  /** Serve HTTPS with this key and certificate (the `url` is then `https://...`). */
+  tls?: ServeTlsOptions;
 }
 
 /** The connection a request came on, as `serve`/`listen` numbered it. */
@@ -65,7 +80,7 @@ export function readBody(req: IncomingMessage): Promise<string> {
 }
 
 /**
- * Starts an HTTP server on loopback; port 0 picks a free one. Connections are kept alive without
+ * Starts an HTTP server (HTTPS with `options.tls`) on loopback; port 0 picks a free one. Connections are kept alive without
  * a `Keep-Alive` header (Node announces `timeout=5` by default; Dyn's nginx announces nothing)
  * and closed after `idleTimeoutMs` without traffic.
  */
@@ -75,10 +90,10 @@ export async function listen(
   host = '127.0.0.1',
   options: ServeOptions = {},
 ): Promise<{ server: Server; url: string; close(): Promise<void> }> {
-  const { idleTimeoutMs = DEFAULT_IDLE_TIMEOUT_MS } = options;
+  const { idleTimeoutMs = DEFAULT_IDLE_TIMEOUT_MS, tls } = options;
   const sockets = new WeakMap<Socket, ConnectionInfo>();
   let connections = 0;
-  const server = createServer((req, res) => {
+  const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
     let seen = sockets.get(req.socket);
     if (seen === undefined) {
       seen = { id: ++connections, before: 0 };
@@ -89,7 +104,19 @@ export async function listen(
     }
     requestConnections.set(req, seen);
     handler(req, res);
-  });
+  };
+  const server: Server =
+    tls === undefined
+      ? createServer(onRequest)
+      : createHttpsServer(
+          {
+            key: tls.key,
+            cert: tls.cert,
+            ...(tls.ca === undefined ? {} : { ca: tls.ca }),
+            ...(tls.requestCert === true ? { requestCert: true, rejectUnauthorized: true } : {}),
+          },
+          onRequest,
+        );
   // Node's own keep-alive timer is what writes `Keep-Alive: timeout=N`: turn it off and close
   // idle sockets through the plain socket inactivity timeout instead (no 'timeout' listener on
   // the server, so Node destroys a socket when it fires).
@@ -105,7 +132,7 @@ export async function listen(
   const { port: actual } = server.address() as AddressInfo;
   return {
     server,
-    url: `http://${host}:${actual}`,
+    url: `${tls === undefined ? 'http' : 'https'}://${host}:${actual}`,
     close: () =>
       new Promise<void>((resolve) => {
         server.close(() => {

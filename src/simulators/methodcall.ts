@@ -1,6 +1,13 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { XMLParser } from 'fast-xml-parser';
-import { serve, readBody, trimOldest, waitUnlessGone, type RecordedCall } from './http-util';
+import {
+  serve,
+  readBody,
+  trimOldest,
+  waitUnlessGone,
+  type RecordedCall,
+  type ServeOptions,
+} from './http-util';
 
 /** How the simulator answers a `cancel_task` for one task id. */
 export type MethodcallBehaviour =
@@ -23,7 +30,7 @@ export type MethodcallBehaviour =
   | { kind: 'destroy' }
   | { kind: 'destroy-mid' };
 
-export interface MethodcallSimulatorOptions {
+export interface MethodcallSimulatorOptions extends Pick<ServeOptions, 'tls'> {
   port?: number;
   host?: string;
   /** Path of the task interface; `/api/v2/task` as on a real controller. */
@@ -226,7 +233,12 @@ export async function startMethodcallSimulator(
     await answer(res, req, behaviour, taskId);
   };
 
-  const server = await serve(handle, options.port ?? 0, options.host ?? '127.0.0.1');
+  const server = await serve(
+    handle,
+    options.port ?? 0,
+    options.host ?? '127.0.0.1',
+    options.tls === undefined ? {} : { tls: options.tls },
+  );
 
   return {
     url: server.url,

@@ -1,3 +1,4 @@
+import type { DynBehaviour } from './dyn-backend';
 import { startDynRestSimulator } from './dyn-rest';
 import { startDynSoapSimulator } from './dyn-soap';
 import { startMethodcallSimulator } from './methodcall';
@@ -19,6 +20,21 @@ export const DEFAULT_SIM_PORTS: Record<SimulatorKind, number> = {
   'dyn-rest': 18082,
   'dyn-soap': 18083,
 };
+
+/** How long the demo's late jobs run: past the demo providers' `jobTimeoutMs` (5 s). */
+const DEMO_LATE_JOB_MS = 8_000;
+
+/**
+ * The demo's task ids for reads and background confirmation, the same on both Dyn simulators:
+ * `2020` is a task that already completed; the cancel of `1504` is accepted as a job that
+ * finishes after the gateway gave up (the background confirmation then finds it canceled); the
+ * cancel of `1505` is never applied (the task stays `running`: the confirmation finds it pending).
+ */
+function scriptReads(sim: { setBehaviour(taskId: number, behaviour: DynBehaviour): void }): void {
+  sim.setBehaviour(2020, { kind: 'status', status: 'complete' });
+  sim.setBehaviour(1504, { kind: 'late-job', afterMs: DEMO_LATE_JOB_MS });
+  sim.setBehaviour(1505, { kind: 'stays-pending', afterMs: DEMO_LATE_JOB_MS });
+}
 
 /**
  * One simulator with the demo's scripted task ids (README, Quick start), as `npm run demo`, the
@@ -55,6 +71,7 @@ export async function startScriptedSimulator(
       sim.setBehaviour(429, { kind: 'rate-limited' });
       // 503 on REST for task 503: the `dns-failover` route then cancels it over SOAP.
       sim.setBehaviour(503, { kind: 'unavailable' });
+      scriptReads(sim);
       return { url: sim.baseUrl, close: () => sim.close() };
     }
     case 'dyn-soap': {
@@ -66,6 +83,7 @@ export async function startScriptedSimulator(
       });
       sim.setBehaviour(404, { kind: 'not-found' });
       sim.setBehaviour(777, { kind: 'incomplete-job', polls: 2 });
+      scriptReads(sim);
       return { url: sim.endpoint, close: () => sim.close() };
     }
   }

@@ -15,7 +15,7 @@ export interface GatewayState {
 export interface OpenStateOptions {
   logger: Logger;
   metrics: Metrics;
-  /** Monotonic milliseconds (the gateway's clock), for the memory store's TTLs. */
+  /** Monotonic milliseconds (the gateway's clock), for TTLs kept in the process and waits. */
   now: () => number;
 }
 
@@ -31,10 +31,12 @@ export async function openState(
         createMemoryStore(cfg.maxEntries, now)
       : await createRedisStore({
           url: cfg.redisUrl,
+          timeoutMs: cfg.timeoutMs,
+          now,
           logger,
           onError: (operation) => {
             metrics.stateStoreErrors.inc({ operation });
           },
         });
-  return { store, replay: createCancelMemory(store, cfg.rememberSeconds) };
+  return { store, replay: createCancelMemory(store, cfg.rememberSeconds, { now }) };
 }

@@ -1,14 +1,31 @@
-import { Redis } from 'ioredis';
+import {
+  BrokenCircuitError,
+  circuitBreaker,
+  ConsecutiveBreaker,
+  handleAll,
+  IsolatedCircuitError,
+  type IDisposable,
+} from 'cockatiel';
+import { Redis, type Result } from 'ioredis';
+import type { Answer } from '../core/result';
 import type { Logger } from '../observability/logger';
-import type { IdempotencyEntry, Remembered, StateStore } from './store';
+import { newToken, selfRenewingLease } from './lease';
+import { createMemoryStore } from './memory-store';
+import type { IdempotencyEntry, Lease, LeaseClaim, Remembered, StateStore } from './store';
 
-/** Every Redis call gives up after this: a slow Redis must not slow cancels down. */
-const COMMAND_TIMEOUT_MS = 250;
+/** Default bound of every Redis call: a slow Redis must not slow cancels down. */
+const DEFAULT_TIMEOUT_MS = 250;
+/** Failed calls in a row that open the breaker: from then on Redis is not called at all. */
+const FAILURES_TO_OPEN = 5;
+/** While the breaker is open, Redis is asked this often (`PING`) whether it answers again. */
+const PROBE_EVERY_MS = 1_000;
+/** Confirmed cancels kept in the process too, so repeats replay while Redis is away. */
+const LOCAL_CANCELS = 10_000;
 
 /**
  * A token bucket shared by every replica, in one atomic script. KEYS[1] the bucket hash;
- * ARGV: rate per second, capacity, now (ms). Returns 0 when a token was taken, else the
- * milliseconds until one is free. Redis `TIME` is used, so replicas' clocks do not matter.
+ * ARGV: rate per second, capacity. Returns 0 when a token was taken, else the milliseconds
+ * until one is free. Redis `TIME` is used, so replicas' clocks do not matter.
  */
 const TAKE_TOKEN = `
 local rate = tonumber(ARGV[1])
@@ -30,33 +47,159 @@ redis.call('PEXPIRE', KEYS[1], math.ceil(capacity * 1000 / rate) + 1000)
 return wait
 `;
 
+/** True when the JSON text in `o` is an outcome of the kind ARGV names (Lua helper). */
+const KIND_IS = `
+local function kind_is(o, kind)
+  if not o then return false end
+  local ok, v = pcall(cjson.decode, o)
+  return ok and type(v) == 'table' and v.kind == kind
+end
+`;
+
+/**
+ * The start of a flight. KEYS: outcome, flight lease, waiters' mark. ARGV: token, lease ms,
+ * attempt trace JSON, its TTL in seconds, answer TTL ms. Returns { outcome or nil, 1 when
+ * claimed, holder token or nil }: a confirmed cancel is returned unclaimed; a claim writes the
+ * trace unless an outcome is there; a refused claim marks the holder's flight as awaited, so
+ * only awaited flights publish their answer (most have no waiter: no key is written for them).
+ */
+const BEGIN_FLIGHT = `${KIND_IS}
+local o = redis.call('GET', KEYS[1])
+if kind_is(o, 'canceled') then return { o, 0, false } end
+if redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2], 'NX') then
+  if not o then redis.call('SET', KEYS[1], ARGV[3], 'EX', ARGV[4]) end
+  return { o or false, 1, false }
+end
+local holder = redis.call('GET', KEYS[2])
+if holder then redis.call('SET', KEYS[3], holder, 'PX', ARGV[5]) end
+return { o or false, 0, holder or false }
+`;
+
+/**
+ * The end of a flight. KEYS: flight lease, result, outcome, waiters' mark. ARGV: token ('' without
+ * a lease), answer JSON, its TTL ms, change ('remember', 'clear' or 'keep'), outcome JSON, its
+ * TTL s. The answer (when awaited) is written before the lease goes, so a waiter that sees no
+ * lease and no answer knows the owner died.
+ */
+const FINISH_FLIGHT = `${KIND_IS}
+if ARGV[1] ~= '' and redis.call('GET', KEYS[4]) == ARGV[1] then
+  redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
+  redis.call('DEL', KEYS[4])
+end
+if ARGV[4] == 'remember' then
+  redis.call('SET', KEYS[3], ARGV[5], 'EX', ARGV[6])
+elseif ARGV[4] == 'clear' and kind_is(redis.call('GET', KEYS[3]), 'attempt') then
+  redis.call('DEL', KEYS[3])
+end
+if ARGV[1] ~= '' and redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+return 1
+`;
+
+/** KEYS: flight lease, result. ARGV: token. Returns { answer JSON or nil, 1 while held }. */
+const PEEK_FLIGHT = `
+local held = 0
+if redis.call('GET', KEYS[1]) == ARGV[1] then held = 1 end
+return { redis.call('GET', KEYS[2]) or false, held }
+`;
+
+/** KEYS: the key. ARGV: value, TTL ms. Returns { 1 when set } or { 0, the value holding it }. */
+const CLAIM = `
+if redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2], 'NX') then return { 1 } end
+return { 0, redis.call('GET', KEYS[1]) }
+`;
+
+/** KEYS: the key. ARGV: the holder's value, TTL ms. 1 when renewed, 0 when no longer held. */
+const RENEW = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0
+`;
+
+/** KEYS: the key. ARGV: the holder's value. Compare-and-delete. */
+const RELEASE = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+`;
+
+declare module 'ioredis' {
+  interface RedisCommander<Context> {
+    takeToken(key: string, rate: string, capacity: string): Result<number, Context>;
+    beginFlight(
+      outcome: string,
+      lease: string,
+      awaited: string,
+      token: string,
+      leaseMs: string,
+      trace: string,
+      traceSeconds: string,
+      resultMs: string,
+    ): Result<[string | null, number, string | null], Context>;
+    finishFlight(
+      lease: string,
+      result: string,
+      outcome: string,
+      awaited: string,
+      token: string,
+      answer: string,
+      resultMs: string,
+      change: string,
+      remembered: string,
+      rememberSeconds: string,
+    ): Result<number, Context>;
+    peekFlight(
+      lease: string,
+      result: string,
+      token: string,
+    ): Result<[string | null, number], Context>;
+    claimKey(key: string, value: string, ttlMs: string): Result<[number, string?], Context>;
+    renewKey(key: string, value: string, ttlMs: string): Result<number, Context>;
+    releaseKey(key: string, value: string): Result<number, Context>;
+  }
+}
+
 export interface RedisStoreOptions {
   url: string;
   /** Key namespace, e.g. `cancel-gateway:` */
   prefix?: string;
+  /** Bound of every call (`state.timeoutMs`). */
+  timeoutMs?: number;
   logger: Logger;
   /** Counted on every failed call (`gateway_state_store_errors_total`). */
   onError?: (operation: string) => void;
   /** Told when the store turns degraded or recovers. */
   onHealthChange?: (health: 'ok' | 'degraded') => void;
+  /** Milliseconds, for the local memory of confirmed cancels. */
+  now?: () => number;
 }
 
 /**
- * The shared store: outcome memory, idempotency keys and account-wide buckets in Redis, keys
- * namespaced and TTL'd. Claims are atomic (`SET NX`). Every call has a short timeout and never
- * throws: on failure the gateway runs degraded (logged once per state change).
+ * The shared store: outcome memory, flights, leases, idempotency keys and account-wide buckets
+ * in Redis, keys namespaced and TTL'd; every multi-step change is one Lua script, so it is
+ * atomic and costs one round trip. Every call is bounded by `timeoutMs` and never throws: on
+ * failure the gateway runs degraded (logged once per state change). After `FAILURES_TO_OPEN`
+ * failures in a row a breaker stops calling Redis (every call answers degraded at once) and a
+ * background `PING` closes it again once Redis answers.
  */
 export async function createRedisStore(options: RedisStoreOptions): Promise<StateStore> {
-  const prefix = options.prefix ?? 'cancel-gateway:';
   const redis = new Redis(options.url, {
-    commandTimeout: COMMAND_TIMEOUT_MS,
+    keyPrefix: options.prefix ?? 'cancel-gateway:',
+    commandTimeout: options.timeoutMs ?? DEFAULT_TIMEOUT_MS,
     connectTimeout: 1_000,
     enableOfflineQueue: false,
     maxRetriesPerRequest: 0,
     lazyConnect: false,
     // Reconnect forever, at most every 2 s: Redis coming back ends degraded mode by itself.
     retryStrategy: (times) => Math.min(100 * times, 2_000),
+    scripts: {
+      takeToken: { numberOfKeys: 1, lua: TAKE_TOKEN },
+      beginFlight: { numberOfKeys: 3, lua: BEGIN_FLIGHT },
+      finishFlight: { numberOfKeys: 4, lua: FINISH_FLIGHT },
+      peekFlight: { numberOfKeys: 2, lua: PEEK_FLIGHT },
+      claimKey: { numberOfKeys: 1, lua: CLAIM },
+      renewKey: { numberOfKeys: 1, lua: RENEW },
+      releaseKey: { numberOfKeys: 1, lua: RELEASE },
+    },
   });
+  const local = createMemoryStore(LOCAL_CANCELS, options.now);
   let health: 'ok' | 'degraded' = 'ok';
   const setHealth = (next: 'ok' | 'degraded', detail?: unknown): void => {
     if (next === health) return;
@@ -71,12 +214,50 @@ export async function createRedisStore(options: RedisStoreOptions): Promise<Stat
     }
     options.onHealthChange?.(next);
   };
+
+  // Opened by failures in a row; then held open (isolated) until the probe hears Redis again.
+  const breaker = circuitBreaker(handleAll, {
+    halfOpenAfter: PROBE_EVERY_MS,
+    breaker: new ConsecutiveBreaker(FAILURES_TO_OPEN),
+  });
+  let isolation: IDisposable | undefined;
+  let probe: NodeJS.Timeout | undefined;
+  const breakerOpen = (): boolean => isolation !== undefined;
+  const probeOnce = async (): Promise<void> => {
+    try {
+      await redis.ping();
+    } catch {
+      options.onError?.('probe');
+      return;
+    }
+    clearInterval(probe);
+    probe = undefined;
+    const held = isolation;
+    isolation = undefined;
+    held?.dispose();
+    setHealth('ok');
+  };
+  breaker.onBreak((reason) => {
+    if ('isolated' in reason || isolation !== undefined) return;
+    isolation = breaker.isolate();
+    probe = setInterval(() => void probeOnce(), PROBE_EVERY_MS);
+    probe.unref();
+    options.logger.warn(
+      { failures: FAILURES_TO_OPEN, probeEveryMs: PROBE_EVERY_MS },
+      'state store (redis) breaker open: not calling redis until it answers a probe',
+    );
+  });
+  breaker.onReset(() => {
+    options.logger.info('state store (redis) breaker closed');
+  });
+
   // Connection errors are reported through `health`; without a listener ioredis would log them.
   redis.on('error', (err) => {
     setHealth('degraded', err);
   });
   redis.on('ready', () => {
-    setHealth('ok');
+    if (isolation === undefined) setHealth('ok');
+    else void probeOnce();
   });
   // Start once connected, or after the connect timeout degraded: a Redis that is down at start
   // must not stop the gateway from serving.
@@ -88,12 +269,18 @@ export async function createRedisStore(options: RedisStoreOptions): Promise<Stat
     });
   });
 
+  /** One bounded call: its result, or undefined (counted, degraded) when Redis fails. */
   async function call<T>(operation: string, run: () => Promise<T>): Promise<T | undefined> {
+    if (breakerOpen()) return undefined;
     try {
-      const result = await run();
-      setHealth('ok');
+      const result = await breaker.execute(run);
+      // A late answer to a call sent before the breaker opened does not close it: the probe does.
+      if (!breakerOpen()) setHealth('ok');
       return result;
     } catch (err) {
+      // A call refused by the open breaker is not another Redis failure.
+      if (err instanceof BrokenCircuitError || err instanceof IsolatedCircuitError)
+        return undefined;
       options.onError?.(operation);
       setHealth('degraded', err);
       return undefined;
@@ -102,58 +289,165 @@ export async function createRedisStore(options: RedisStoreOptions): Promise<Stat
   const parse = (text: string | null | undefined): unknown =>
     text === null || text === undefined ? undefined : (JSON.parse(text) as unknown);
 
-  async function claim(
-    key: string,
-    fingerprint: string,
-    inFlightSeconds: number,
-    again: boolean,
-  ): Promise<
-    { claimed: true } | { claimed: false; entry: IdempotencyEntry } | { unavailable: true }
-  > {
-    const entry: IdempotencyEntry = { state: 'in-flight', fingerprint };
-    const claimed = await call('claim_key', () =>
-      redis.set(`${prefix}i:${key}`, JSON.stringify(entry), 'EX', inFlightSeconds, 'NX'),
-    );
-    if (claimed === undefined) return { unavailable: true };
-    if (claimed === 'OK') return { claimed: true };
-    const existing = parse(await call('read_key', () => redis.get(`${prefix}i:${key}`))) as
-      IdempotencyEntry | undefined;
-    if (existing !== undefined) return { claimed: false, entry: existing };
-    // Expired between the two calls: the key is free again; try once more.
-    return again ? claim(key, fingerprint, inFlightSeconds, false) : { unavailable: true };
+  /** Ways to end a lease early, without the compare-and-delete (a script already freed it). */
+  const stops = new WeakMap<Lease, () => void>();
+  /** A lease on `key` held while its value is `value`. */
+  function leaseOn(key: string, value: string, token: string, ttlMs: number): Lease {
+    let stopped = false;
+    const lease = selfRenewingLease(token, ttlMs, {
+      async renew() {
+        if (stopped) return false;
+        const renewed = await call('renew_lease', () => redis.renewKey(key, value, String(ttlMs)));
+        // Unknown (Redis failing) counts as still held: the next renewal tries again.
+        return renewed !== 0;
+      },
+      async release() {
+        if (stopped) return;
+        await call('release_lease', () => redis.releaseKey(key, value));
+      },
+    });
+    stops.set(lease, () => {
+      stopped = true;
+      void lease.release();
+    });
+    return lease;
+  }
+  const stop = (lease: Lease | undefined): void => {
+    if (lease !== undefined) stops.get(lease)?.();
+  };
+
+  async function claim(key: string, value: string, ttlMs: number) {
+    return call('claim_lease', () => redis.claimKey(key, value, String(ttlMs)));
   }
 
-  return {
+  const isCanceled = (r: Remembered | undefined): r is Extract<Remembered, { kind: 'canceled' }> =>
+    r?.kind === 'canceled';
+  const keepLocally = async (key: string, value: Remembered, ttlSeconds: number): Promise<void> => {
+    if (isCanceled(value)) await local.rememberOutcome(key, value, ttlSeconds);
+  };
+
+  let closed = false;
+  const store: StateStore = {
     kind: 'redis',
     async getOutcome(key) {
-      return parse(await call('get_outcome', () => redis.get(`${prefix}o:${key}`))) as
+      const mine = await local.getOutcome(key);
+      if (mine !== undefined) return mine;
+      return parse(await call('get_outcome', () => redis.get(`o:${key}`))) as
         Remembered | undefined;
     },
     async rememberOutcome(key, value, ttlSeconds) {
+      await keepLocally(key, value, ttlSeconds);
       await call('remember_outcome', () =>
-        redis.set(`${prefix}o:${key}`, JSON.stringify(value), 'EX', ttlSeconds),
+        redis.set(`o:${key}`, JSON.stringify(value), 'EX', ttlSeconds),
       );
     },
-    claimIdempotencyKey: (key, fingerprint, inFlightSeconds) =>
-      claim(key, fingerprint, inFlightSeconds, true),
-    async completeIdempotencyKey(key, entry, ttlSeconds) {
+    async forgetOutcome(key) {
+      await local.forgetOutcome(key);
+      await call('forget_outcome', () => redis.del(`o:${key}`));
+    },
+    async beginFlight(key, at, timings) {
+      const mine = await local.getOutcome(key);
+      if (isCanceled(mine)) return { replay: mine };
+      const token = newToken();
+      const trace: Remembered = { kind: 'attempt', at };
+      const started = await call('begin_flight', () =>
+        redis.beginFlight(
+          `o:${key}`,
+          `f:${key}`,
+          `w:${key}`,
+          token,
+          String(timings.leaseMs),
+          JSON.stringify(trace),
+          String(timings.rememberSeconds),
+          String(timings.resultMs),
+        ),
+      );
+      if (started === undefined) return { unavailable: true };
+      const [outcome, claimed, holder] = started;
+      const remembered = parse(outcome) as Remembered | undefined;
+      if (isCanceled(remembered)) {
+        await local.rememberOutcome(key, remembered, timings.rememberSeconds);
+        return { replay: remembered };
+      }
+      if (claimed !== 1) return { heldBy: holder ?? undefined };
+      return {
+        owner: leaseOn(`f:${key}`, token, token, timings.leaseMs),
+        ...(remembered === undefined ? {} : { remembered }),
+      };
+    },
+    async finishFlight(key, owner, answer, change, timings) {
+      if ('remember' in change) await keepLocally(key, change.remember, timings.rememberSeconds);
+      stop(owner);
+      const token = owner?.token ?? '';
+      const mode = 'remember' in change ? 'remember' : 'clearTrace' in change ? 'clear' : 'keep';
+      await call('finish_flight', () =>
+        redis.finishFlight(
+          `f:${key}`,
+          `r:${key}:${token}`,
+          `o:${key}`,
+          `w:${key}`,
+          token,
+          JSON.stringify(answer),
+          String(timings.resultMs),
+          mode,
+          'remember' in change ? JSON.stringify(change.remember) : '',
+          String(timings.rememberSeconds),
+        ),
+      );
+    },
+    async peekFlight(key, token) {
+      const seen = await call('peek_flight', () =>
+        redis.peekFlight(`f:${key}`, `r:${key}:${token}`, token),
+      );
+      if (seen === undefined) return undefined;
+      const result = parse(seen[0]) as Answer | undefined;
+      return { ...(result === undefined ? {} : { result }), held: seen[1] === 1 };
+    },
+    async claimLease(key, ttlMs): Promise<LeaseClaim> {
+      const token = newToken();
+      const claimed = await claim(`l:${key}`, token, ttlMs);
+      if (claimed === undefined) return { unavailable: true };
+      if (claimed[0] !== 1) return { heldBy: claimed[1] };
+      return { lease: leaseOn(`l:${key}`, token, token, ttlMs) };
+    },
+    async claimIdempotencyKey(key, fingerprint, leaseMs) {
+      const token = newToken();
+      const value = JSON.stringify({
+        state: 'in-flight',
+        fingerprint,
+        token,
+      } satisfies IdempotencyEntry);
+      const claimed = await claim(`i:${key}`, value, leaseMs);
+      if (claimed === undefined) return { unavailable: true };
+      if (claimed[0] === 1) {
+        // The in-flight entry is the lease: it expires unless renewed; completing replaces it.
+        return { claimed: true, lease: leaseOn(`i:${key}`, value, token, leaseMs) };
+      }
+      const entry = parse(claimed[1]) as IdempotencyEntry | undefined;
+      // Gone between the two steps of the script cannot happen; answer as degraded if it did.
+      return entry === undefined ? { unavailable: true } : { claimed: false, entry };
+    },
+    async completeIdempotencyKey(key, entry, ttlSeconds, lease) {
+      stop(lease);
       await call('complete_key', () =>
-        redis.set(`${prefix}i:${key}`, JSON.stringify(entry), 'EX', ttlSeconds),
+        redis.set(`i:${key}`, JSON.stringify(entry), 'EX', ttlSeconds),
       );
-    },
-    async releaseIdempotencyKey(key) {
-      await call('release_key', () => redis.del(`${prefix}i:${key}`));
     },
     async takeToken(bucket, perSecond, capacity) {
       const wait = await call('take_token', () =>
-        redis.eval(TAKE_TOKEN, 1, `${prefix}rl:${bucket}`, String(perSecond), String(capacity)),
+        redis.takeToken(`rl:${bucket}`, String(perSecond), String(capacity)),
       );
       return typeof wait === 'number' ? wait : undefined;
     },
     health: () => health,
     async close() {
+      clearInterval(probe);
+      // Once only: a second disconnect would arm ioredis's socket timer again, on a closed socket.
+      if (closed) return;
+      closed = true;
       redis.disconnect();
       await Promise.resolve();
     },
   };
+  return store;
 }

@@ -1,15 +1,38 @@
-import type { Answer, UnifiedResult } from '../core/result';
-import type { Remembered, StateStore } from './store';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { gatewayFailure, type Answer, type UnifiedResult } from '../core/result';
+import { LEASE_MS } from './lease';
+import type { FlightTimings, Lease, OutcomeChange, Remembered, StateStore } from './store';
+
+/** How long an owner's answer stays readable for waiters and late-comers. */
+const RESULT_MS = 60_000;
+/** Waiters poll the owner's flight: first after this, then twice as long each time, up to… */
+const FIRST_POLL_MS = 10;
+/** …this, so an answer reaches a waiter at most this late. */
+const MAX_POLL_MS = 50;
+/** Take-overs of one cancel before it runs without a shared claim (owners dying repeatedly). */
+const MAX_ROUNDS = 5;
+
+/** Per-call limits of {@link CancelMemory.run}. */
+export interface RunOptions {
+  /**
+   * The caller's own remaining time: how long it may wait for another replica's call of the same
+   * cancel; past it the caller gets `timeout` (the other call goes on). Without it a caller waits
+   * as long as the owner's call runs (bounded by the owner's deadline and its lease).
+   */
+  waitMs?: number;
+}
 
 /**
  * Makes repeated cancels of one `(target, taskId)` safe and cheap:
- * - concurrent duplicates in this process share one upstream call (single-flight); each answer
- *   carries its caller's own `requestId`;
+ * - concurrent duplicates share one upstream call: in this process directly, across replicas
+ *   through the store's flight lease (its owner calls, the others wait for its published answer);
+ *   each answer carries its caller's own `requestId`;
  * - a confirmed cancel is remembered for `rememberSeconds` and replayed (`replayed: true`,
  *   no upstream call, `attempts` empty);
- * - an ambiguous timeout of ours is remembered, so a later "does not exist" says what most likely
- *   happened: `not_found` with `GONE_AFTER_TIMEOUT`; and a later "already finished" whose task is
- *   canceled is the confirmation of that earlier cancel: `canceled`, remembered as confirmed.
+ * - an attempt leaves a trace before it is sent, replaced by its outcome; an ambiguous timeout
+ *   of ours is remembered as such. After either, a later "does not exist" says what most likely
+ *   happened (`not_found` with `GONE_AFTER_TIMEOUT`), and a later "already finished" whose task
+ *   is canceled is the confirmation of that earlier cancel: `canceled`, remembered as confirmed.
  */
 export interface CancelMemory {
   run(
@@ -17,10 +40,18 @@ export interface CancelMemory {
     taskId: string,
     requestId: string,
     call: () => Promise<Answer>,
+    options?: RunOptions,
   ): Promise<Answer>;
 }
 
-/** The answer as another caller sees it: same result, its own request id. */
+/** Tuning of {@link createCancelMemory}; the defaults are the documented ones. */
+export interface CancelMemoryOptions {
+  /** Milliseconds on a monotonic clock, for waiters' limits. */
+  now?: () => number;
+  /** Lease of a flight's owner (renewed while its call runs). */
+  leaseMs?: number;
+}
+
 /** Task states that mean "canceled" (Dyn's spelling and the British one). */
 const CANCELED_STATES = new Set(['canceled', 'cancelled']);
 
@@ -44,72 +75,179 @@ function asCanceled(answer: Answer): Answer {
   return { body: { ...rest, ok: true, outcome: 'canceled', retryable: false } };
 }
 
+/** The answer as another caller sees it: same result, its own request id. */
 function forCaller(answer: Answer, requestId: string): Answer {
   if (answer.body.requestId === requestId) return answer;
   return { ...answer, body: { ...answer.body, requestId } };
 }
 
-export function createCancelMemory(store: StateStore, rememberSeconds: number): CancelMemory {
+/** An earlier attempt of ours whose outcome is unknown: a timeout, or one that never finished. */
+type Unsure = Extract<Remembered, { kind: 'timeout' | 'attempt' }>;
+
+const isUnsure = (r: Remembered | undefined): r is Unsure =>
+  r?.kind === 'timeout' || r?.kind === 'attempt';
+
+function goneMessage(earlier: Unsure): string {
+  const what =
+    earlier.kind === 'timeout'
+      ? `timed out at ${earlier.at}`
+      : `was sent at ${earlier.at} and never answered (its gateway stopped)`;
+  return (
+    `the upstream says the task does not exist; an earlier cancel through this gateway ` +
+    `${what} and most likely canceled it`
+  );
+}
+
+function replayOf(
+  remembered: Extract<Remembered, { kind: 'canceled' }>,
+  target: string,
+  taskId: string,
+  requestId: string,
+): Answer {
+  return {
+    body: {
+      ok: true,
+      outcome: 'canceled',
+      retryable: false,
+      requestId,
+      target,
+      ...(remembered.provider === undefined ? {} : { provider: remembered.provider }),
+      ...(remembered.protocol === undefined ? {} : { protocol: remembered.protocol }),
+      taskId,
+      ...(remembered.task === undefined ? {} : { task: remembered.task }),
+      attempts: [],
+      replayed: true,
+    },
+  };
+}
+
+/** What a waiter learned of another owner's flight. */
+type Waited =
+  | { kind: 'answer'; answer: Answer }
+  | { kind: 'gone' }
+  | { kind: 'late' }
+  | { kind: 'unavailable' };
+
+export function createCancelMemory(
+  store: StateStore,
+  rememberSeconds: number,
+  options: CancelMemoryOptions = {},
+): CancelMemory {
+  const now = options.now ?? (() => performance.now());
+  const timings: FlightTimings = {
+    leaseMs: options.leaseMs ?? LEASE_MS,
+    resultMs: RESULT_MS,
+    rememberSeconds,
+  };
   const inFlight = new Map<string, Promise<Answer>>();
 
-  async function once(
+  /** The owner's part: call, read the answer against what was remembered, publish, release. */
+  async function own(
     key: string,
-    target: string,
-    taskId: string,
-    requestId: string,
+    lease: Lease | undefined,
+    remembered: Remembered | undefined,
     call: () => Promise<Answer>,
   ): Promise<Answer> {
-    const remembered = await store.getOutcome(key);
-    if (remembered?.kind === 'canceled') {
-      const body: UnifiedResult = {
-        ok: true,
-        outcome: 'canceled',
-        retryable: false,
-        requestId,
-        target,
-        ...(remembered.provider === undefined ? {} : { provider: remembered.provider }),
-        ...(remembered.protocol === undefined ? {} : { protocol: remembered.protocol }),
-        taskId,
-        ...(remembered.task === undefined ? {} : { task: remembered.task }),
-        attempts: [],
-        replayed: true,
-      };
-      return { body };
+    let answer: Answer;
+    try {
+      answer = await call();
+    } catch (err) {
+      // Whether it reached the upstream is unknown: the attempt trace stays.
+      await lease?.release();
+      throw err;
     }
-    let answer = await call();
-    if (remembered?.kind === 'timeout' && alreadyCanceled(answer.body)) answer = asCanceled(answer);
+    if (isUnsure(remembered) && alreadyCanceled(answer.body)) answer = asCanceled(answer);
     const { body } = answer;
+    let change: OutcomeChange;
     if (body.outcome === 'canceled') {
       const kept: Remembered = { kind: 'canceled' };
       if (body.provider !== undefined) kept.provider = body.provider;
       if (body.protocol !== undefined) kept.protocol = body.protocol;
       if (body.task !== undefined) kept.task = body.task;
-      await store.rememberOutcome(key, kept, rememberSeconds);
+      change = { remember: kept };
     } else if (answer.ambiguous === true) {
-      await store.rememberOutcome(
-        key,
-        { kind: 'timeout', at: new Date().toISOString() },
-        rememberSeconds,
-      );
-    } else if (body.outcome === 'not_found' && remembered?.kind === 'timeout') {
-      const upstream = body.error?.upstream;
-      body.error = {
-        code: 'GONE_AFTER_TIMEOUT',
-        message:
-          `the upstream says the task does not exist; an earlier cancel through this gateway ` +
-          `timed out at ${remembered.at} and most likely canceled it`,
-        ...(upstream === undefined ? {} : { upstream }),
-      };
+      change = { remember: { kind: 'timeout', at: new Date().toISOString() } };
+    } else if (isUnsure(remembered)) {
+      if (body.outcome === 'not_found') {
+        const upstream = body.error?.upstream;
+        body.error = {
+          code: 'GONE_AFTER_TIMEOUT',
+          message: goneMessage(remembered),
+          ...(upstream === undefined ? {} : { upstream }),
+        };
+      }
+      change = { keep: true };
+    } else {
+      // The trace is ours only when this flight holds the lease (it wrote it).
+      change = lease === undefined ? { keep: true } : { clearTrace: true };
     }
+    await store.finishFlight(key, lease, answer, change, timings);
     return answer;
   }
 
+  /** Polls another owner's flight until its answer, its end without one, or our limit. */
+  async function waitFor(key: string, token: string, until: number | undefined): Promise<Waited> {
+    let delay = FIRST_POLL_MS;
+    for (;;) {
+      const view = await store.peekFlight(key, token);
+      if (view === undefined) return { kind: 'unavailable' };
+      if (view.result !== undefined) return { kind: 'answer', answer: view.result };
+      if (!view.held) return { kind: 'gone' };
+      const left = until === undefined ? delay : until - now();
+      if (left <= 0) return { kind: 'late' };
+      await sleep(Math.min(delay, left));
+      delay = Math.min(delay * 2, MAX_POLL_MS);
+    }
+  }
+
+  async function flight(
+    key: string,
+    target: string,
+    taskId: string,
+    requestId: string,
+    call: () => Promise<Answer>,
+    waitMs: number | undefined,
+  ): Promise<Answer> {
+    const until = waitMs === undefined ? undefined : now() + waitMs;
+    for (let round = 1; round <= MAX_ROUNDS; round++) {
+      const start = await store.beginFlight(key, new Date().toISOString(), timings);
+      if ('replay' in start) return replayOf(start.replay, target, taskId, requestId);
+      // Degraded: per-process single-flight only, nothing known of earlier attempts.
+      if ('unavailable' in start) return own(key, undefined, undefined, call);
+      if ('owner' in start) return own(key, start.owner, start.remembered, call);
+      // The holder's lease just expired between the claim and its read: claim again.
+      if (start.heldBy === undefined) continue;
+      const waited = await waitFor(key, start.heldBy, until);
+      switch (waited.kind) {
+        case 'answer':
+          return waited.answer;
+        case 'unavailable':
+          return own(key, undefined, undefined, call);
+        case 'late':
+          return {
+            body: gatewayFailure(
+              requestId,
+              'timeout',
+              'UPSTREAM_TIMEOUT',
+              'another gateway replica is still canceling this task and has not answered within ' +
+                'this request’s deadline; whether the cancel happened is not known yet',
+              { target, taskId },
+            ),
+          };
+        case 'gone':
+          // Its owner died (lease expired without an answer): take over.
+          continue;
+      }
+    }
+    return own(key, undefined, undefined, call);
+  }
+
   return {
-    async run(target, taskId, requestId, call) {
+    async run(target, taskId, requestId, call, runOptions = {}) {
       const key = `${target}:${taskId}`;
       const shared = inFlight.get(key);
       if (shared !== undefined) return forCaller(await shared, requestId);
-      const running = once(key, target, taskId, requestId, call);
+      const running = flight(key, target, taskId, requestId, call, runOptions.waitMs);
       inFlight.set(key, running);
       try {
         return forCaller(await running, requestId);

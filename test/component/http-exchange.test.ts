@@ -2,8 +2,11 @@ import { once } from 'node:events';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Pool } from 'undici';
+import { ROOT_CONTEXT } from '@opentelemetry/api';
+import { createTracing, startServerSpan } from '../../src/observability/tracing';
 import { exchange, type ExchangeRequest } from '../../src/providers/http-exchange';
 import { closedPort } from '../helpers/net';
+import { startOtlpReceiver } from '../helpers/otlp-receiver';
 
 /** A loopback server whose handler the test sets per case; it counts the requests it saw. */
 async function upstream(): Promise<{
@@ -166,5 +169,108 @@ describe('exchange (undici dispatch with a capped body)', () => {
     });
     expect(await exchange(pool, request())).toMatchObject({ kind: 'answered', text: 'third' });
     expect(up.seen()).toBe(2);
+  });
+});
+
+describe('exchange inside a traced request', () => {
+  let up: Awaited<ReturnType<typeof upstream>>;
+  let pool: Pool;
+  const headersSeen: IncomingMessage['headers'][] = [];
+  const saved = { ...process.env };
+  const request = (): ExchangeRequest => ({
+    operation: 'poll',
+    origin: up.url,
+    method: 'GET',
+    path: '/job/1',
+    headers: { accept: 'application/json' },
+    body: null,
+    signal: new AbortController().signal,
+    maxBytes: 1024,
+  });
+  beforeEach(async () => {
+    up = await upstream();
+    pool = new Pool(up.url, { connections: 1 });
+    headersSeen.length = 0;
+  });
+  afterEach(async () => {
+    await pool.destroy();
+    await up.close();
+    process.env = { ...saved };
+  });
+
+  it('makes each request sent a client span under the request’s span, named in its traceparent', async () => {
+    const receiver = await startOtlpReceiver();
+    try {
+      process.env = { ...saved, OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url };
+      const tracing = createTracing(process.env);
+      // The first request's connection is closed under it before any answer (as a server closing
+      // an idle socket does): exchange sends it again, as a second span.
+      up.handle((req, res) => {
+        headersSeen.push(req.headers);
+        if (headersSeen.length === 1) req.socket.destroy();
+        else res.writeHead(503).end('busy');
+      });
+      const server = startServerSpan(tracing.tracer, 'POST /cancel', ROOT_CONTEXT, {});
+      const result = await server.run(() => exchange(pool, request()));
+      server.end({}, false);
+      expect(result).toMatchObject({ kind: 'answered', status: 503 });
+      await tracing.shutdown();
+
+      const spans = await receiver.waitForSpans(3);
+      const parent = spans.find((s) => s.name === 'POST /cancel');
+      const clients = spans.filter((s) => s.name === 'GET poll');
+      expect(clients).toHaveLength(2);
+      expect(headersSeen.map((h) => h.traceparent)).toEqual(
+        clients.map((c) => `00-${c.traceId}-${c.spanId}-01`),
+      );
+      expect(headersSeen.map((h) => h.accept)).toEqual(['application/json', 'application/json']);
+      for (const client of clients) {
+        expect(client).toMatchObject({
+          kind: 3,
+          parentSpanId: parent?.spanId,
+          status: { code: 2 },
+        });
+      }
+      const port = Number(new URL(up.url).port);
+      expect(clients[0]?.attributes).toEqual({
+        'cancel.upstream.operation': 'poll',
+        'http.request.method': 'GET',
+        'server.address': '127.0.0.1',
+        'server.port': port,
+        // The socket error's code, never its message.
+        'error.type': expect.stringMatching(/^(UND_ERR_SOCKET|ECONNRESET|EPIPE)$/) as unknown,
+      });
+      expect(clients[1]?.attributes).toEqual({
+        'cancel.upstream.operation': 'poll',
+        'http.request.method': 'GET',
+        'server.address': '127.0.0.1',
+        'server.port': port,
+        'http.request.resend_count': 1,
+        'http.response.status_code': 503,
+        'error.type': '503',
+      });
+    } finally {
+      await receiver.close();
+    }
+  });
+
+  it('adds no header and makes no span outside a traced request', async () => {
+    const receiver = await startOtlpReceiver();
+    try {
+      process.env = { ...saved, OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url };
+      const tracing = createTracing(process.env);
+      up.handle((req, res) => {
+        headersSeen.push(req.headers);
+        res.end('{}');
+      });
+      expect(await exchange(pool, request())).toMatchObject({ kind: 'answered', status: 200 });
+      await tracing.shutdown();
+      expect(headersSeen.map((h) => [h.traceparent, h.tracestate])).toEqual([
+        [undefined, undefined],
+      ]);
+      expect(receiver.exports).toEqual([]);
+    } finally {
+      await receiver.close();
+    }
   });
 });

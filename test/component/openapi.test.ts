@@ -291,7 +291,7 @@ describe('GET /openapi.json without auth', () => {
     // Any X-Request-Id is accepted (one that is not kept is replaced): no limit in the schema.
     expect(cancel['X-Request-Id'].schema).toEqual({ type: 'string' });
     expect(cancel['Idempotency-Key'].schema).toMatchObject({ minLength: 1, maxLength: 255 });
-    expect(cancel.traceparent.description).toMatch(/ignored/);
+    expect(cancel.traceparent.description).toMatch(/Continued/);
     expect(headers(document.paths['/cancel/batch'].post)['Idempotency-Key']).toBeUndefined();
   });
 

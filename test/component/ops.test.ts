@@ -144,6 +144,8 @@ describe('GET /metrics', () => {
     for (const name of [
       'gateway_cancel_requests_total',
       'gateway_cancel_duration_seconds',
+      'gateway_cancel_gateway_seconds',
+      'gateway_cancel_upstream_seconds',
       'gateway_upstream_requests_total',
       'gateway_upstream_duration_seconds',
       'gateway_circuit_state',
@@ -154,16 +156,23 @@ describe('GET /metrics', () => {
       expect(text).toContain(`# TYPE ${name} `);
     }
     expect(text).toMatch(
-      /^gateway_cancel_requests_total\{target="warehouse",provider="wh",outcome="canceled"\} [1-9]/m,
+      /^gateway_cancel_requests_total\{target="warehouse",provider="wh",outcome="canceled",operation="cancel"\} [1-9]/m,
     );
     expect(text).toMatch(
-      /^gateway_cancel_requests_total\{target="warehouse",provider="wh",outcome="not_found"\} [1-9]/m,
+      /^gateway_cancel_requests_total\{target="warehouse",provider="wh",outcome="not_found",operation="cancel"\} [1-9]/m,
     );
     expect(text).toMatch(
       /^gateway_upstream_requests_total\{provider="wh",protocol="methodcall",result="canceled"\} [1-9]/m,
     );
     expect(text).toMatch(
-      /^gateway_cancel_duration_seconds_count\{target="warehouse",outcome="canceled"\} [1-9]/m,
+      /^gateway_cancel_duration_seconds_count\{target="warehouse",outcome="canceled",operation="cancel"\} [1-9]/m,
+    );
+    // The Server-Timing split, observed for each answer.
+    expect(text).toMatch(
+      /^gateway_cancel_gateway_seconds_count\{target="warehouse",operation="cancel"\} [1-9]/m,
+    );
+    expect(text).toMatch(
+      /^gateway_cancel_upstream_seconds_count\{target="warehouse",operation="cancel"\} [1-9]/m,
     );
     expect(text).toMatch(
       /^gateway_upstream_duration_seconds_count\{provider="wh",operation="cancel"\} [1-9]/m,

@@ -1,12 +1,22 @@
+import { createHash } from 'node:crypto';
 import { mkdirSync, renameSync, symlinkSync, writeFileSync } from 'node:fs';
+import type { IncomingMessage } from 'node:http';
 import path from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
 import { stringify } from 'yaml';
-import { startDynRestSimulator } from '../../src/simulators/dyn-rest';
+import { startDynRestSimulator, type DynRestSimulator } from '../../src/simulators/dyn-rest';
 import {
   startMethodcallSimulator,
   type MethodcallSimulator,
 } from '../../src/simulators/methodcall';
-import { postJson, startTestGateway, tempDir, type TestGateway } from '../helpers/gateway';
+import { spawnGateway, type ChildGateway } from '../helpers/child';
+import {
+  postJson,
+  startTestGateway,
+  tempDir,
+  writeConfig,
+  type TestGateway,
+} from '../helpers/gateway';
 
 let a: MethodcallSimulator;
 let b: MethodcallSimulator;
@@ -208,4 +218,182 @@ describe('what a reload says', () => {
     });
     expect(JSON.stringify(line)).not.toContain(b.taskUrl);
   });
+});
+
+/** The `configVersion` a file with this text gets (load.ts: the first 12 hex of its SHA-256). */
+const versionOf = (text: string): string =>
+  createHash('sha256').update(text).digest('hex').slice(0, 12);
+
+/** Writes `doc` over `file`, sends SIGHUP and resolves with the reload's log line. */
+async function reloadChild(
+  gw: ChildGateway,
+  file: string,
+  doc: unknown,
+): Promise<Record<string, unknown>> {
+  const text = stringify(doc);
+  writeFileSync(file, text);
+  gw.child.kill('SIGHUP');
+  const version = versionOf(text);
+  return gw.waitForLine((l) => l.msg === 'config reloaded' && l.configVersion === version);
+}
+
+describe('reloads in a child process keep what did not change', () => {
+  let dyn: DynRestSimulator;
+  let child: ChildGateway | undefined;
+  /** When each cancel (DELETE /Task) reached the simulator, on this process's clock. */
+  let deletes: number[];
+
+  beforeEach(async () => {
+    dyn = await startDynRestSimulator();
+    deletes = [];
+    dyn.server.on('request', (req: IncomingMessage) => {
+      if (req.method === 'DELETE' && /\/task\//i.test(req.url ?? ''))
+        deletes.push(performance.now());
+    });
+  });
+
+  afterEach(async () => {
+    if (child !== undefined && child.child.exitCode === null) {
+      child.child.kill('SIGTERM');
+      await child.exited;
+    }
+    child = undefined;
+    await dyn.close();
+  });
+
+  const dynProvider = (extra: Record<string, unknown> = {}) => ({
+    type: 'dyn-rest',
+    baseUrl: dyn.baseUrl,
+    customerName: 'acme',
+    userName: 'api-user',
+    password: 'sim-password',
+    ...extra,
+  });
+  const logins = (): number => dyn.callsTo('POST', '/REST/Session').length;
+  const logouts = (): number => dyn.callsTo('DELETE', '/REST/Session').length;
+
+  it('a reload storm never lets more than the rate limit through, and logs in no more', async () => {
+    const doc = (i: number) => ({
+      server,
+      providers: {
+        dns: dynProvider({ rateLimitPerSecond: 5 }),
+        wh: { type: 'methodcall', url: a.taskUrl, timeoutMs: 1000 + (i % 2) },
+      },
+      routes: { dns: { provider: 'dns' }, [`extra-${i}`]: { provider: 'wh' } },
+    });
+    const file = writeConfig(doc(0));
+    child = await spawnGateway(file);
+    const gw = child;
+
+    // A steady stream well above 5/s, each cancel of its own task (no replay, no single-flight).
+    let next = 10_000;
+    let running = true;
+    const statuses = new Map<number, number>();
+    let firstRefusal: number | undefined;
+    const loop = async (): Promise<void> => {
+      while (running) {
+        const res = await postJson(`${gw.url}/cancel`, { target: 'dns', taskId: next++ });
+        statuses.set(res.status, (statuses.get(res.status) ?? 0) + 1);
+        if (res.status === 429) firstRefusal ??= performance.now();
+        await delay(25);
+      }
+    };
+    const started = performance.now();
+    const loops = [loop(), loop()];
+    await gw.waitForLine((l) => l.msg === 'cancel' && l.status === 429);
+
+    // 20 reloads over about 4 s: each would bring a full bucket (5 more) if the provider were
+    // rebuilt.
+    const lines: Record<string, unknown>[] = [];
+    for (let i = 1; i <= 20; i++) {
+      lines.push(await reloadChild(gw, file, doc(i)));
+      await delay(200);
+    }
+    running = false;
+    await Promise.all(loops);
+    const ended = performance.now();
+
+    // No request failed: each was canceled or refused by the gateway's own limit, nothing else.
+    expect([...statuses.keys()].sort()).toEqual([200, 429]);
+    for (const line of lines) {
+      expect(line.providers).toMatchObject({ kept: ['dns'], rebuilt: ['wh'], retiring: ['wh'] });
+    }
+    // The token bucket's own bound over the whole run (a burst of 5, then 5/s): exact, whatever
+    // the scheduling. A fresh bucket per reload would add up to 5 per reload.
+    expect(deletes.length).toBeLessThanOrEqual(5 + Math.ceil((5 * (ended - started)) / 1000));
+    // Every 1-second window once the first burst was spent. A 5/s bucket lets 6 into a sliding
+    // second (the token in hand at its start, then five refills), and arrival times are taken in
+    // this process, so a pause of ~200 ms of either process piles up or bunches one more: 2 of
+    // tolerance, far below the 5 a reload with a fresh bucket adds.
+    const after = firstRefusal ?? started;
+    const steady = deletes.filter((t) => t >= after);
+    let most = 0;
+    for (let i = 0, j = 0; j < steady.length; j++) {
+      while ((steady[j] ?? 0) - (steady[i] ?? 0) >= 1000) i++;
+      most = Math.max(most, j - i + 1);
+    }
+    expect(most).toBeLessThanOrEqual(5 + 2);
+    // Logins: the pool's sessions, none logged out, none added by the reloads.
+    expect(logouts()).toBe(0);
+    expect(logins()).toBe(dyn.activeSessions());
+    expect(logins()).toBeLessThanOrEqual(4);
+  }, 60_000);
+
+  it('a reload that changes a provider during its slow cancel: it completes, then logs out', async () => {
+    // A grace far shorter than the slow cancel: retiring is bounded by deadlines, not by it.
+    const doc = (pollMs: number) => ({
+      server: { ...server, shutdownGraceMs: 200 },
+      providers: { dns: dynProvider({ jobPollIntervalMs: pollMs }) },
+      routes: { dns: { provider: 'dns' } },
+    });
+    const file = writeConfig(doc(500));
+    child = await spawnGateway(file);
+    const gw = child;
+    dyn.setBehaviour(7001, { kind: 'slow', delayMs: 1500 });
+    const slow = postJson(`${gw.url}/cancel`, { target: 'dns', taskId: 7001 });
+    await dyn.waitUntil((calls) => calls.some((c) => c.path.includes('7001')));
+    const line = await reloadChild(gw, file, doc(400));
+    expect(line.providers).toMatchObject({ kept: [], rebuilt: ['dns'], retiring: ['dns'] });
+    // New requests run on the new provider (a login of its own) while the old one still works.
+    expect((await postJson(`${gw.url}/cancel`, { target: 'dns', taskId: 7002 })).status).toBe(200);
+    expect(logins()).toBe(2);
+    expect(logouts()).toBe(0);
+    const answer = await slow;
+    expect(answer.status).toBe(200);
+    expect(answer.body.outcome).toBe('canceled');
+    await gw.waitForLine((l) => l.msg === 'retired provider closed' && l.provider === 'dns');
+    await dyn.waitUntil(() => logouts() === 1);
+    expect(dyn.activeSessions()).toBe(1);
+  }, 30_000);
+
+  it('a cancel waiting for a session is not failed by a reload, kept or changed provider', async () => {
+    const doc = (maxQueue: number, extraRoute = false) => ({
+      server: { ...server, shutdownGraceMs: 200 },
+      providers: { dns: dynProvider({ maxSessions: 1, maxQueue }) },
+      routes: { dns: { provider: 'dns' }, ...(extraRoute ? { other: { provider: 'dns' } } : {}) },
+    });
+    const file = writeConfig(doc(100));
+    child = await spawnGateway(file);
+    const gw = child;
+    const rounds = [
+      { first: 8001, changed: false, next: doc(100, true) },
+      { first: 8011, changed: true, next: doc(99) },
+    ];
+    for (const { first, changed, next } of rounds) {
+      dyn.setBehaviour(first, { kind: 'slow', delayMs: 1000 });
+      const holder = postJson(`${gw.url}/cancel`, { target: 'dns', taskId: first });
+      await dyn.waitUntil((calls) => calls.some((c) => c.path.includes(String(first))));
+      // These wait for the one session the slow cancel holds.
+      const waiting = [1, 2, 3].map((k) =>
+        postJson(`${gw.url}/cancel`, { target: 'dns', taskId: first + k }),
+      );
+      const line = await reloadChild(gw, file, next);
+      expect(line.providers).toMatchObject(changed ? { rebuilt: ['dns'] } : { kept: ['dns'] });
+      for (const res of await Promise.all([holder, ...waiting])) {
+        expect(res.status).toBe(200);
+        expect(res.body.outcome).toBe('canceled');
+      }
+    }
+    await gw.waitForLine((l) => l.msg === 'retired provider closed' && l.provider === 'dns');
+  }, 30_000);
 });

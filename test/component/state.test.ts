@@ -232,7 +232,7 @@ describe('shared state (redis)', () => {
     const ready = (await (await fetch(`${gw.url}/readyz`)).json()) as { state: string };
     expect(ready.state).toBe('degraded');
     const metrics = await (await fetch(`${gw.url}/metrics`)).text();
-    expect(metrics).toMatch(/^gateway_state_store_errors_total\{operation="get_outcome"\} [1-9]/m);
+    expect(metrics).toMatch(/^gateway_state_store_errors_total\{operation="begin_flight"\} [1-9]/m);
     expect(
       gw.logs.lines().filter((l) => String(l.msg).startsWith('state store (redis) unavailable')),
     ).toHaveLength(1);

@@ -88,13 +88,16 @@ export async function startTestGateway(
   config: Record<string, unknown>,
   env: NodeJS.ProcessEnv = {},
   existingFile?: string,
-  options: Pick<StartOptions, 'clock' | 'middleware'> = {},
+  options: Pick<StartOptions, 'clock' | 'middleware' | 'tracing'> = {},
 ): Promise<TestGateway> {
   const withServer = {
     ...config,
     server: {
       host: '127.0.0.1',
       port: 0,
+      // The drain's keep-alive window is its own test's subject (drain.test.ts); test clients keep
+      // idle connections open, so every other shutdown would wait it out.
+      drainWindowMs: 0,
       ...(config.server as Record<string, unknown> | undefined),
     },
   };

@@ -32,6 +32,8 @@ export interface OtlpReceiver {
   tracesUrl: string;
   spans: ReceivedSpan[];
   exports: ReceivedExport[];
+  /** Each export's JSON document as it arrived (decompressed): for searching everything sent. */
+  bodies: string[];
   /** Resolves with every span received so far once at least `count` have arrived. */
   waitForSpans(count: number): Promise<ReceivedSpan[]>;
   close(): Promise<void>;
@@ -120,6 +122,7 @@ async function readAll(req: IncomingMessage): Promise<Buffer> {
 export async function startOtlpReceiver(): Promise<OtlpReceiver> {
   const spans: ReceivedSpan[] = [];
   const exports: ReceivedExport[] = [];
+  const bodies: string[] = [];
   const waiters: { count: number; resolve: (s: ReceivedSpan[]) => void }[] = [];
   const notify = (): void => {
     for (const waiter of [...waiters]) {
@@ -145,8 +148,9 @@ export async function startOtlpReceiver(): Promise<OtlpReceiver> {
         return;
       }
       try {
-        const body = contentEncoding === 'gzip' ? gunzipSync(raw) : raw;
-        spans.push(...decode(JSON.parse(body.toString('utf8')) as ExportTraceServiceRequest));
+        const text = (contentEncoding === 'gzip' ? gunzipSync(raw) : raw).toString('utf8');
+        spans.push(...decode(JSON.parse(text) as ExportTraceServiceRequest));
+        bodies.push(text);
       } catch (error) {
         res.writeHead(400, { 'content-type': 'text/plain' }).end(String(error));
         return;
@@ -162,6 +166,7 @@ export async function startOtlpReceiver(): Promise<OtlpReceiver> {
     tracesUrl: `${url}/v1/traces`,
     spans,
     exports,
+    bodies,
     waitForSpans: (count) =>
       new Promise((resolve) => {
         waiters.push({ count, resolve });

@@ -8,6 +8,10 @@ export interface RedisServer {
   kill(): Promise<void>;
   /** Starts it again on the same port, empty. */
   restart(): Promise<void>;
+  /** Freezes the server (SIGSTOP): connections stay open, nothing is answered. */
+  pause(): void;
+  /** Lets a paused server run again (SIGCONT). */
+  resume(): void;
   stop(): Promise<void>;
 }
 
@@ -59,8 +63,18 @@ export async function startRedis(): Promise<RedisServer> {
       proc.kill('SIGKILL');
     });
 
+  const signal = (name: NodeJS.Signals): void => {
+    if (child === undefined || !child.kill(name)) throw new Error(`redis-server: ${name} failed`);
+  };
+
   await launch();
   return {
+    pause: () => {
+      signal('SIGSTOP');
+    },
+    resume: () => {
+      signal('SIGCONT');
+    },
     url: `redis://127.0.0.1:${port}`,
     port,
     kill,

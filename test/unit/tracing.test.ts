@@ -6,9 +6,12 @@ import {
   extractContext,
   injectHeaders,
   spanAttributes,
+  startClientSpan,
+  startServerSpan,
   traceIdOf,
   type Tracing,
 } from '../../src/observability/tracing';
+import { soapOperationOf } from '../../src/providers/dyn/soap-http';
 import { closedPort } from '../helpers/net';
 import { startOtlpReceiver, type OtlpReceiver } from '../helpers/otlp-receiver';
 
@@ -240,5 +243,109 @@ describe('spanAttributes', () => {
     });
     const names = Object.values(SPAN_ATTRIBUTE_NAMES);
     expect(new Set(names).size).toBe(names.length);
+  });
+});
+
+describe('server spans and the client spans under them', () => {
+  it('gives the spans started inside run() the server span as parent, and nothing outside', async () => {
+    const tracing = tracingWith({ OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url });
+    const server = startServerSpan(tracing.tracer, 'POST /cancel', extractContext(CALLER_HEADERS), {
+      httpRoute: '/cancel',
+    });
+    expect(server.traceId).toBe(CALLER_TRACE);
+    const headers = await server.run(async () => {
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      const client = startClientSpan(() => ({
+        name: 'POST cancel',
+        fields: { operation: 'cancel' },
+      }));
+      client?.end({ httpStatus: 200 }, false);
+      return client?.headers;
+    });
+    expect(
+      startClientSpan(() => ({ name: 'POST logout', fields: { operation: 'logout' } })),
+    ).toBeUndefined();
+    server.end({ outcome: 'timeout', code: 'UPSTREAM_TIMEOUT', httpStatus: 504 }, true);
+    server.end({ outcome: 'canceled' }, false);
+    await tracing.shutdown();
+
+    const spans = await receiver.waitForSpans(2);
+    expect(spans).toHaveLength(2);
+    const serverSpan = spans.find((s) => s.name === 'POST /cancel');
+    const clientSpan = spans.find((s) => s.name === 'POST cancel');
+    expect(serverSpan).toMatchObject({
+      parentSpanId: CALLER_SPAN,
+      kind: 2,
+      status: { code: 2, message: 'UPSTREAM_TIMEOUT' },
+      attributes: {
+        'http.route': '/cancel',
+        'cancel.outcome': 'timeout',
+        'cancel.code': 'UPSTREAM_TIMEOUT',
+        'error.type': 'UPSTREAM_TIMEOUT',
+        'http.response.status_code': 504,
+      },
+    });
+    expect(clientSpan).toMatchObject({ parentSpanId: serverSpan?.spanId, kind: 3 });
+    expect(headers).toEqual({
+      traceparent: `00-${CALLER_TRACE}-${clientSpan?.spanId}-01`,
+      tracestate: 'vendor=opaque',
+    });
+  });
+
+  it('puts a batch item under its batch', async () => {
+    const tracing = tracingWith({ OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url });
+    const batch = startServerSpan(tracing.tracer, 'POST /cancel/batch', ROOT_CONTEXT, {});
+    const item = batch.child('cancel batch item', { batchIndex: 3 });
+    expect(item.traceId).toBe(batch.traceId);
+    item.end({ outcome: 'canceled' }, false);
+    batch.end({ httpStatus: 200 }, false);
+    await tracing.shutdown();
+    const spans = await receiver.waitForSpans(2);
+    const batchSpan = spans.find((s) => s.name === 'POST /cancel/batch');
+    expect(spans.find((s) => s.name === 'cancel batch item')).toMatchObject({
+      parentSpanId: batchSpan?.spanId,
+      attributes: { 'cancel.batch.index': 3, 'cancel.outcome': 'canceled' },
+    });
+  });
+
+  it('with tracing off, passes only a caller’s own trace context on, and enters none without one', () => {
+    const tracing = tracingWith({});
+    const traced = startServerSpan(
+      tracing.tracer,
+      'POST /cancel',
+      extractContext(CALLER_HEADERS),
+      {},
+    );
+    expect(
+      traced.run(() => startClientSpan(() => ({ name: 'POST cancel', fields: {} }))?.headers),
+    ).toEqual(CALLER_HEADERS);
+    const untraced = startServerSpan(tracing.tracer, 'POST /cancel', extractContext({}), {});
+    expect(untraced.traceId).toBeUndefined();
+    expect(
+      untraced.run(() => startClientSpan(() => ({ name: 'POST cancel', fields: {} }))),
+    ).toBeUndefined();
+  });
+});
+
+describe('soapOperationOf', () => {
+  const envelope = (element: string): string =>
+    `<?xml version="1.0" encoding="utf-8"?><soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"><soap:Body><tns:${element} xmlns:tns="urn:x"><token>t</token></tns:${element}></soap:Body></soap:Envelope>`;
+  const DYN_ACTION = '"https://api2.dynect.net/SOAP/"';
+
+  it.each([
+    ['SessionLoginRequest', 'login'],
+    ['SessionLogoutRequest', 'logout'],
+    ['CancelTaskRequest', 'cancel'],
+    ['GetJobRequest', 'poll'],
+    ['GetOneTaskRequest', 'read'],
+    ['GetOneTask', 'read'],
+  ])('names %s by the body element (Dyn’s SOAPAction is the same for all)', (element, op) => {
+    expect(soapOperationOf(DYN_ACTION, envelope(element))).toBe(op);
+  });
+
+  it('prefers a SOAPAction that names the operation, and knows no other operation', () => {
+    expect(soapOperationOf('"urn:dyn#GetJob"', envelope('CancelTaskRequest'))).toBe('poll');
+    expect(soapOperationOf(undefined, envelope('DeleteZoneRequest'))).toBeUndefined();
+    expect(soapOperationOf(DYN_ACTION, '<html>not soap</html>')).toBeUndefined();
   });
 });

@@ -1,8 +1,20 @@
-import { failed, type ProviderOutcome } from '../../core/provider-outcome';
+import {
+  failed,
+  type Confirmation,
+  type PendingCancel,
+  type ProviderOutcome,
+} from '../../core/provider-outcome';
 import { sleep, type Clock } from '../../resilience/clock';
 import { scopedTimeout } from '../../resilience/deadline';
 import type { CallContext } from '../provider';
-import { jobNotConfirmed, type DynClassification, type DynMessage } from './mapping';
+import {
+  confirmationOfJob,
+  confirmationOfRead,
+  unfinishedJob,
+  type DynClassification,
+  type DynMessage,
+  type DynOperation,
+} from './mapping';
 import type { DynRestProviderConfig, DynSoapProviderConfig } from '../../config/schema';
 import {
   createRateLimiter,
@@ -40,11 +52,19 @@ export function parseRetryAfter(header: string | undefined, now = Date.now()): n
   return Number.isNaN(at) ? undefined : Math.max(0, Math.ceil((at - now) / 1000));
 }
 
-/** The two calls a transport makes for a cancel; everything else is shared. */
+/** The calls a transport makes for a cancel or a read; everything else is shared. */
 export interface DynExchange {
   cancel(taskId: string, token: string, ctx: CallContext): Promise<DynClassification>;
-  /** Polls the job that accepted the cancel of `taskId`. */
-  poll(jobId: string, taskId: string, token: string, ctx: CallContext): Promise<DynClassification>;
+  /** Reads the task: REST `GET /Task/<id>/`, SOAP `GetOneTask`. */
+  read(taskId: string, token: string, ctx: CallContext): Promise<DynClassification>;
+  /** Polls the job that accepted the cancel (or the read) of `taskId`. */
+  poll(
+    jobId: string,
+    taskId: string,
+    token: string,
+    ctx: CallContext,
+    operation: DynOperation,
+  ): Promise<DynClassification>;
 }
 
 export interface DynFlowOptions {
@@ -55,6 +75,11 @@ export interface DynFlowOptions {
   jobTimeoutMs: number;
   /** Time for the 429 back-off, job polling and busy sessions. */
   clock: Clock;
+  /**
+   * Sessions of cancel jobs that outlived their deadline, kept for `confirm` to poll: at most
+   * `max` at once (each counts towards `maxSessions`), each for `ms`. Absent: none are kept.
+   */
+  keepJobSessions?: { max: number; ms: number };
 }
 
 /**
@@ -66,33 +91,85 @@ export const SESSION_BUSY_PAUSE_MS = 1_000;
 /** Sessions one cancel tries when Dyn calls them busy, before it answers `UPSTREAM_BUSY`. */
 export const SESSION_BUSY_TRIES = 3;
 
+/** The Dyn flow of one provider: cancels, reads, and confirmations of timed-out cancels. */
+export interface DynFlow {
+  cancel(taskId: string, ctx: CallContext): Promise<ProviderOutcome>;
+  read(taskId: string, ctx: CallContext): Promise<ProviderOutcome>;
+  confirm(taskId: string, pending: PendingCancel, ctx: CallContext): Promise<Confirmation>;
+  /** Jobs whose session is kept for a confirmation right now. */
+  parkedJobs(): number;
+  /** Logs out the sessions kept for confirmations; later timeouts keep none. */
+  close(): void;
+}
+
+interface ParkedJob {
+  taskId: string;
+  lease: SessionLease;
+  expire(): void;
+}
+
 /**
- * One cancel against Dyn, whatever the transport: our rate limit and the upstream's 429 back-off,
- * a session of its own, one re-login and one retry on a session error, another session (or a wait
- * for one) when Dyn calls a session busy, and job polling when Dyn accepted the cancel as a job
- * (the cancel itself is never sent twice after that).
+ * One Dyn provider's calls, whatever the transport: our rate limit and the upstream's 429
+ * back-off, a session of its own per call, one re-login and one retry on a session error, another
+ * session (or a wait for one) when Dyn calls a session busy, and job polling when Dyn took the
+ * call as a job (a cancel is never sent twice after that). A cancel and a read share all of it;
+ * only their classification differs.
  */
-export function createDynCanceller(
-  options: DynFlowOptions,
-): (taskId: string, ctx: CallContext) => Promise<ProviderOutcome> {
+export function createDynFlow(options: DynFlowOptions): DynFlow {
   const { sessions, bucket, exchange, clock } = options;
+  const maxParked = options.keepJobSessions?.max ?? 0;
+  const parkedJobMs = options.keepJobSessions?.ms ?? 0;
+  const parked = new Map<string, ParkedJob>();
+  let closed = false;
   let backoffUntil = 0;
 
+  /** Keeps the session a still-running cancel job lives on, for `confirm`; false when full. */
+  function park(jobId: string, taskId: string, lease: SessionLease): boolean {
+    if (closed || parked.size >= maxParked) return false;
+    const expire = clock.setTimer(() => {
+      if (parked.get(jobId)?.lease !== lease) return;
+      parked.delete(jobId);
+      lease.invalidate(true);
+    }, parkedJobMs);
+    parked.set(jobId, { taskId, lease, expire });
+    return true;
+  }
+
+  function unpark(jobId: string, taskId: string): SessionLease | undefined {
+    const job = parked.get(jobId);
+    if (job?.taskId !== taskId) return undefined;
+    parked.delete(jobId);
+    job.expire();
+    return job.lease;
+  }
+
+  const isParked = (lease: SessionLease): boolean =>
+    [...parked.values()].some((job) => job.lease === lease);
+
+  /**
+   * Polls a job on the session it runs on until it ends, Dyn loses it, or the deadline: `ctx`'s,
+   * and `jobTimeoutMs` unless `bounded` is false (a confirmation has its own budget).
+   */
   async function pollJob(
+    operation: DynOperation,
     firstJobId: string,
     taskId: string,
     lease: SessionLease,
     ctx: CallContext,
+    bounded = true,
   ): Promise<ProviderOutcome> {
     let jobId = firstJobId;
-    const scope = scopedTimeout(ctx.signal, options.jobTimeoutMs, clock);
-    const pollCtx: CallContext = { ...ctx, signal: scope.signal };
+    const scope = bounded ? scopedTimeout(ctx.signal, options.jobTimeoutMs, clock) : undefined;
+    const pollCtx: CallContext = scope === undefined ? ctx : { ...ctx, signal: scope.signal };
+    // A cancel's job left unconfirmed carries what a later confirmation needs.
+    const unconfirmed = (outcome: ProviderOutcome): ProviderOutcome =>
+      operation === 'cancel' ? { ...outcome, pending: { jobId } } : outcome;
     try {
-      const signal: AbortSignal = scope.signal;
+      const signal: AbortSignal = pollCtx.signal;
       while (!signal.aborted) {
         await sleep(clock, options.jobPollIntervalMs, signal);
         if (isAborted(signal) || !(await bucket.take(signal))) break;
-        const result = await exchange.poll(jobId, taskId, lease.token, pollCtx);
+        const result = await exchange.poll(jobId, taskId, lease.token, pollCtx, operation);
         switch (result.kind) {
           case 'incomplete':
             // A poll answered with a 307 may point at another job path: follow it.
@@ -104,42 +181,59 @@ export function createDynCanceller(
           case 'auth_expired':
             // Job ids live only as long as their session: nothing can confirm this one now.
             lease.invalidate();
-            return jobNotConfirmed(jobId, 'the session ended while polling', {
-              code: result.detail.errCd ?? 'UNKNOWN',
-              ...(result.detail.info === undefined ? {} : { message: result.detail.info }),
-            });
+            return unconfirmed(
+              unfinishedJob(operation, jobId, 'the session ended while polling', {
+                code: result.detail.errCd ?? 'UNKNOWN',
+                ...(result.detail.info === undefined ? {} : { message: result.detail.info }),
+              }),
+            );
           case 'outcome':
             break;
         }
         const outcome = result.outcome;
-        if (outcome.error?.code === 'JOB_NOT_CONFIRMED') {
+        // The deadline cut the poll: the job may still run (below). Any other timeout is the
+        // mapping's verdict on the job itself (unknown to Dyn, nothing to poll).
+        if (outcome.outcome === 'timeout') {
+          if (isAborted(signal)) break;
           lease.invalidate(true);
-          return outcome;
+          return unconfirmed(outcome);
         }
-        if (outcome.outcome === 'timeout') break;
         // A lost poll says nothing about the job; ask again until the job deadline.
         if (outcome.outcome === 'unavailable' || outcome.outcome === 'rate_limited') continue;
         if (outcome.outcome === 'upstream_error') {
           // An answer that cannot be read confirms nothing; the job may still run on this session.
           lease.invalidate(true);
-          return jobNotConfirmed(
-            jobId,
-            `a poll was answered with something unusable (${outcome.error?.message ?? 'no detail'})`,
-            outcome.error?.upstream ?? { code: outcome.error?.code ?? 'UNKNOWN' },
+          return unconfirmed(
+            unfinishedJob(
+              operation,
+              jobId,
+              `a poll was answered with something unusable (${outcome.error?.message ?? 'no detail'})`,
+              outcome.error?.upstream ?? { code: outcome.error?.code ?? 'UNKNOWN' },
+            ),
           );
         }
         lease.release();
         return outcome;
       }
-      // The job may still be running on this session: do not hand the session to another request.
-      lease.invalidate(true);
-      return jobNotConfirmed(jobId, 'no final status before the deadline');
+      // The job may still be running on this session: never hand the session to another call.
+      // A cancel's job keeps it for a confirmation where there is room; otherwise log it out.
+      if (operation !== 'cancel' || !park(jobId, taskId, lease)) lease.invalidate(true);
+      return unconfirmed(unfinishedJob(operation, jobId, 'no final status before the deadline'));
     } finally {
-      scope.dispose();
+      scope?.dispose();
     }
   }
 
-  async function cancelOnce(taskId: string, ctx: CallContext): Promise<ProviderOutcome> {
+  /**
+   * One call of `operation` through a session. `waitForToken`: wait for the rate limit rather
+   * than refuse at once (background confirmations).
+   */
+  async function callOnce(
+    operation: DynOperation,
+    taskId: string,
+    ctx: CallContext,
+    waitForToken = false,
+  ): Promise<ProviderOutcome> {
     const now = clock.now();
     if (backoffUntil > now) {
       return failed(
@@ -152,8 +246,12 @@ export function createDynCanceller(
         },
       );
     }
-    const waitMs = await bucket.tryTake();
-    if (waitMs > 0) return rateLimited(waitMs);
+    if (waitForToken) {
+      if (!(await bucket.take(ctx.signal))) return rateLimited(SESSION_BUSY_PAUSE_MS);
+    } else {
+      const waitMs = await bucket.tryTake();
+      if (waitMs > 0) return rateLimited(waitMs);
+    }
     let relogged = false;
     let busy: DynMessage | undefined;
     let busyTries = 0;
@@ -164,7 +262,9 @@ export function createDynCanceller(
         return busy !== undefined && ctx.signal.aborted ? stillBusy(busy) : acquired.outcome;
       }
       const lease = acquired.lease;
-      const result = await exchange.cancel(taskId, lease.token, ctx);
+      const result = await (operation === 'cancel'
+        ? exchange.cancel(taskId, lease.token, ctx)
+        : exchange.read(taskId, lease.token, ctx));
       switch (result.kind) {
         case 'session_busy':
           // The session is alive and runs another job: keep it, try another (or wait for one).
@@ -194,8 +294,8 @@ export function createDynCanceller(
             },
           );
         case 'incomplete':
-          ctx.log.debug({ jobId: result.jobId }, 'Dyn accepted the cancel as a job; polling');
-          return pollJob(result.jobId, taskId, lease, ctx);
+          ctx.log.debug({ jobId: result.jobId, operation }, 'Dyn took the call as a job; polling');
+          return pollJob(operation, result.jobId, taskId, lease, ctx);
         case 'outcome': {
           const outcome = result.outcome;
           if (outcome.outcome === 'timeout') lease.invalidate(true);
@@ -209,18 +309,70 @@ export function createDynCanceller(
     }
   }
 
-  return async function cancel(taskId, ctx) {
-    const outcome = await cancelOnce(taskId, ctx);
+  /** A cancel's answer about another task keeps its outcome; its task is not the caller's. */
+  function ownCancel(taskId: string, outcome: ProviderOutcome, ctx: CallContext): ProviderOutcome {
+    const named = outcome.task?.id;
+    let kept = outcome;
+    if (named !== undefined && named !== taskId) {
+      ctx.log.warn(
+        { taskId, answeredTaskId: named, outcome: outcome.outcome },
+        'Dyn answered about another task; its task is dropped',
+      );
+      kept = { ...outcome };
+      delete kept.task;
+    }
+    // A timeout after the cancel may have reached Dyn can be confirmed later, job or not.
+    if (kept.outcome === 'timeout' && kept.notSent !== true && kept.pending === undefined)
+      kept = { ...kept, pending: {} };
+    return kept;
+  }
+
+  /** A read's answer must be about the requested task: `found` names no other. */
+  function ownRead(taskId: string, outcome: ProviderOutcome, ctx: CallContext): ProviderOutcome {
     const named = outcome.task?.id;
     if (named === undefined || named === taskId) return outcome;
-    // The answer is about another task: its outcome stands, its task is not the caller's.
     ctx.log.warn(
       { taskId, answeredTaskId: named, outcome: outcome.outcome },
-      'Dyn answered about another task; its task is dropped',
+      'Dyn answered a task read about another task',
     );
-    const kept: ProviderOutcome = { ...outcome };
-    delete kept.task;
-    return kept;
+    return failed(
+      'upstream_error',
+      'UPSTREAM_BAD_RESPONSE',
+      `Dyn answered the read of task ${taskId} with task ${named}`,
+    );
+  }
+
+  return {
+    async cancel(taskId, ctx) {
+      return ownCancel(taskId, await callOnce('cancel', taskId, ctx), ctx);
+    },
+    async read(taskId, ctx) {
+      return ownRead(taskId, await callOnce('read', taskId, ctx), ctx);
+    },
+    async confirm(taskId, pending, ctx) {
+      const { jobId } = pending;
+      const lease = jobId === undefined ? undefined : unpark(jobId, taskId);
+      if (lease !== undefined && jobId !== undefined) {
+        const polled = await pollJob('cancel', jobId, taskId, lease, ctx, false);
+        const final = ownCancel(taskId, polled, ctx);
+        // Still running (kept again): a read would show the task as it was before the cancel.
+        if (isParked(lease)) return { state: 'unknown', outcome: final };
+        const settled = confirmationOfJob(final);
+        if (settled !== undefined) return settled;
+        // The job ended without applying the cancel, or was lost: the task's own state tells.
+      }
+      const read = ownRead(taskId, await callOnce('read', taskId, ctx, true), ctx);
+      return confirmationOfRead(read);
+    },
+    parkedJobs: () => parked.size,
+    close() {
+      closed = true;
+      for (const job of parked.values()) {
+        job.expire();
+        job.lease.invalidate(true);
+      }
+      parked.clear();
+    },
   };
 }
 
@@ -228,7 +380,7 @@ function stillBusy(detail: DynMessage): ProviderOutcome {
   return failed(
     'unavailable',
     'UPSTREAM_BUSY',
-    'every Dyn session tried was busy with another job; the cancel was not run',
+    'every Dyn session tried was busy with another job; the request was not run',
     {
       upstream: {
         code: detail.errCd ?? 'OPERATION_FAILED',
@@ -245,8 +397,8 @@ function isAborted(signal: AbortSignal): boolean {
 }
 
 /**
- * A Dyn provider from its two transport halves (sessions and the cancel/poll exchange): the
- * session pool, rate limit and cancel flow are the same for REST and SOAP.
+ * A Dyn provider from its two transport halves (sessions and the cancel/read/poll exchange): the
+ * session pool, rate limit and flow are the same for REST and SOAP.
  */
 export function assembleDynProvider(
   name: string,
@@ -274,21 +426,29 @@ export function assembleDynProvider(
       ? () => store.takeToken(`dyn:${cfg.customerName}:${cfg.userName}`, perSecond, capacity)
       : undefined;
   const bucket = createRateLimiter(createTokenBucket(perSecond, capacity, deps.clock), shared);
-  const canceller = createDynCanceller({
+  const flow = createDynFlow({
     sessions,
     bucket,
     exchange: parts.exchange,
     jobPollIntervalMs: cfg.jobPollIntervalMs,
     jobTimeoutMs: cfg.jobTimeoutMs,
     clock: deps.clock,
+    // Job ids live only as long as their session: keep a few for confirmations, never all
+    // (one session always stays free for new calls).
+    ...(deps.keepJobSessionsMs !== undefined && deps.keepJobSessionsMs > 0
+      ? { keepJobSessions: { max: cfg.maxSessions - 1, ms: deps.keepJobSessionsMs } }
+      : {}),
   });
   return {
     name,
     protocol: cfg.type,
     ownsRateLimit: true,
     checkTaskId: dynTaskIdProblem,
-    cancel: (taskId, ctx) => canceller(taskId, ctx),
+    cancel: (taskId, ctx) => flow.cancel(taskId, ctx),
+    read: (taskId, ctx) => flow.read(taskId, ctx),
+    confirm: (taskId, pending, ctx) => flow.confirm(taskId, pending, ctx),
     async close() {
+      flow.close();
       await sessions.close();
       await parts.close();
     },

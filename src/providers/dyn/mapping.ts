@@ -1,4 +1,9 @@
-import { failed, type ProviderOutcome, type UpstreamDetail } from '../../core/provider-outcome';
+import {
+  failed,
+  type Confirmation,
+  type ProviderOutcome,
+  type UpstreamDetail,
+} from '../../core/provider-outcome';
 import type { UnifiedTask } from '../../core/task';
 
 /**
@@ -20,10 +25,13 @@ export interface DynEnvelope {
   msgs: DynMessage[];
 }
 
-/** What one Dyn answer means for a cancel. */
+/** What a Dyn call was for: canceling the task, or reading it (`GET /Task/<id>/`, `GetOneTask`). */
+export type DynOperation = 'cancel' | 'read';
+
+/** What one Dyn answer means for a cancel or a read. */
 export type DynClassification =
   | { kind: 'outcome'; outcome: ProviderOutcome }
-  /** Accepted as a job: poll it, never resend the cancel. */
+  /** Accepted as a job: poll it, never resend the request. */
   | { kind: 'incomplete'; jobId: string }
   /** The session is gone (expired, idle, IP change, token missing): log in again once, retry once. */
   | { kind: 'auth_expired'; detail: DynMessage }
@@ -47,6 +55,36 @@ export function jobNotConfirmed(
     `Dyn accepted the cancel as ${job} but ${why}; whether the cancel completed is unknown`,
     { upstream: upstream ?? { code: 'JOB_INCOMPLETE', message: job } },
   );
+}
+
+/**
+ * Dyn took a read as a job (any request may become one after about 5 s) and the job gave no
+ * answer: nothing was changed, so this is a plain timeout the caller may repeat at once.
+ */
+export function jobNotRead(
+  jobId: string | undefined,
+  why: string,
+  upstream?: UpstreamDetail,
+): ProviderOutcome {
+  const job = jobId === undefined ? 'a job' : `job ${jobId}`;
+  return failed(
+    'timeout',
+    'UPSTREAM_TIMEOUT',
+    `Dyn took the read of the task as ${job} but ${why}; the task's state was not read`,
+    { upstream: upstream ?? { code: 'JOB_INCOMPLETE', message: job } },
+  );
+}
+
+/** A job of `operation` that nothing can finish reading: `jobNotConfirmed` or `jobNotRead`. */
+export function unfinishedJob(
+  operation: DynOperation,
+  jobId: string | undefined,
+  why: string,
+  upstream?: UpstreamDetail,
+): ProviderOutcome {
+  return operation === 'cancel'
+    ? jobNotConfirmed(jobId, why, upstream)
+    : jobNotRead(jobId, why, upstream);
 }
 
 /** Dyn's default when a 429 carries no Retry-After: "for up to sixty seconds". */
@@ -231,6 +269,85 @@ export function classifyHttpStatus(
 }
 
 /**
+ * What a cancel and a read share before their own rules: a job, a busy or expired session, an
+ * HTTP 5xx. Undefined when the answer is for the caller's own rules (a success, or a failure with
+ * a business code).
+ */
+function classifyShared(
+  operation: DynOperation,
+  httpStatus: number,
+  env: DynEnvelope,
+): DynClassification | undefined {
+  const out = (outcome: ProviderOutcome): DynClassification => ({ kind: 'outcome', outcome });
+  if (env.status === 'incomplete') {
+    if (env.jobId === undefined) {
+      return out(
+        unfinishedJob(operation, undefined, 'answered "incomplete" without a job id to poll'),
+      );
+    }
+    return { kind: 'incomplete', jobId: env.jobId };
+  }
+  if (env.status === 'success') return undefined;
+  const primary = primaryMessage(env.msgs);
+  const busy = env.msgs.find((m) => SESSION_BUSY.test(m.info ?? ''));
+  if (busy !== undefined) return { kind: 'session_busy', detail: busy };
+  if (isSessionError(primary)) return { kind: 'auth_expired', detail: primary ?? {} };
+  if (httpStatus >= 500) {
+    // A 503, or Dyn's own SERVICE_UNAVAILABLE, means the request was not processed.
+    const notSent = httpStatus === 503 || primary?.errCd === 'SERVICE_UNAVAILABLE';
+    return out(
+      failed('unavailable', 'UPSTREAM_UNAVAILABLE', `Dyn answered HTTP ${httpStatus}`, {
+        upstream: upstreamOf(primary),
+        ...(notSent ? { notSent: true } : {}),
+      }),
+    );
+  }
+  return undefined;
+}
+
+/** A failure's business code, for the codes a cancel and a read answer alike. */
+function classifyErrorCode(
+  primary: DynMessage | undefined,
+  retryAfterSeconds: number | undefined,
+): ProviderOutcome {
+  const upstream = upstreamOf(primary);
+  switch (primary?.errCd) {
+    case 'NOT_FOUND':
+      return failed('not_found', 'TASK_NOT_FOUND', 'Dyn says the task does not exist', {
+        upstream,
+      });
+    case 'INVALID_DATA':
+    case 'MISSING_DATA':
+    case 'INVALID_REQUEST':
+      return failed('rejected', 'UPSTREAM_REJECTED', 'Dyn refused the request as invalid', {
+        upstream,
+      });
+    case 'PERMISSION_DENIED':
+      return failed(
+        'upstream_error',
+        'UPSTREAM_AUTH_FAILED',
+        "Dyn refused the gateway's account permission for this task",
+        { upstream },
+      );
+    case 'SERVICE_UNAVAILABLE':
+      return failed('unavailable', 'UPSTREAM_UNAVAILABLE', 'Dyn says the service is unavailable', {
+        upstream,
+        notSent: true,
+      });
+    case 'RATE_LIMIT_EXCEEDED':
+      return failed('rate_limited', 'UPSTREAM_RATE_LIMITED', 'Dyn rate limit reached', {
+        upstream,
+        retryAfterSeconds: retryAfterSeconds ?? DYN_RATE_LIMIT_RETRY_AFTER_SECONDS,
+        notSent: true,
+      });
+    default:
+      return failed('upstream_error', 'UPSTREAM_FAULT', `Dyn answered ${upstream.code}`, {
+        upstream,
+      });
+  }
+}
+
+/**
  * Classifies one Dyn answer to a cancel (or a job's final answer, which is the cancel's envelope).
  * `httpStatus` matters only where the body says nothing usable; `retryAfterSeconds` is the
  * upstream's header when it sent one; `taskId` is the task the cancel was for.
@@ -245,12 +362,8 @@ export function classifyCancel(
   if (httpStatus === 429 || env === undefined) {
     return out(classifyHttpStatus(httpStatus, retryAfterSeconds));
   }
-  if (env.status === 'incomplete') {
-    if (env.jobId === undefined) {
-      return out(jobNotConfirmed(undefined, 'answered "incomplete" without a job id to poll'));
-    }
-    return { kind: 'incomplete', jobId: env.jobId };
-  }
+  const shared = classifyShared('cancel', httpStatus, env);
+  if (shared !== undefined) return shared;
   if (env.status === 'success') {
     const task = toUnifiedTask(env.data);
     // Dyn said success: that is the confirmation, whatever status the task object shows now.
@@ -259,19 +372,6 @@ export function classifyCancel(
 
   const primary = primaryMessage(env.msgs);
   const upstream = upstreamOf(primary);
-  const busy = env.msgs.find((m) => SESSION_BUSY.test(m.info ?? ''));
-  if (busy !== undefined) return { kind: 'session_busy', detail: busy };
-  if (isSessionError(primary)) return { kind: 'auth_expired', detail: primary ?? {} };
-  if (httpStatus >= 500) {
-    // A 503, or Dyn's own SERVICE_UNAVAILABLE, means the request was not processed.
-    const notSent = httpStatus === 503 || primary?.errCd === 'SERVICE_UNAVAILABLE';
-    return out(
-      failed('unavailable', 'UPSTREAM_UNAVAILABLE', `Dyn answered HTTP ${httpStatus}`, {
-        upstream,
-        ...(notSent ? { notSent: true } : {}),
-      }),
-    );
-  }
   const data = toUnifiedTask(env.data);
   // A Fault's ErrorResponse carries no task: then only the INFO text says the state.
   const stated = finalStateOf(primary?.info);
@@ -304,64 +404,75 @@ export function classifyCancel(
       ),
     );
   }
-  switch (primary?.errCd) {
-    case 'NOT_FOUND':
-      return out(
-        failed('not_found', 'TASK_NOT_FOUND', 'Dyn says the task does not exist', { upstream }),
-      );
-    case 'ILLEGAL_OPERATION':
-    case 'OPERATION_FAILED':
-      return out(
-        failed(
-          'conflict',
-          'TASK_NOT_CANCELABLE',
-          'Dyn refused to cancel the task in its current state',
-          { upstream, ...withTask },
-        ),
-      );
-    case 'INVALID_DATA':
-    case 'MISSING_DATA':
-    case 'INVALID_REQUEST':
-      return out(
-        failed('rejected', 'UPSTREAM_REJECTED', 'Dyn refused the request as invalid', { upstream }),
-      );
-    case 'PERMISSION_DENIED':
-      return out(
-        failed(
-          'upstream_error',
-          'UPSTREAM_AUTH_FAILED',
-          "Dyn refused the gateway's account permission for this task",
-          { upstream },
-        ),
-      );
-    case 'SERVICE_UNAVAILABLE':
-      return out(
-        failed('unavailable', 'UPSTREAM_UNAVAILABLE', 'Dyn says the service is unavailable', {
-          upstream,
-          notSent: true,
-        }),
-      );
-    case 'RATE_LIMIT_EXCEEDED':
-      return out(
-        failed('rate_limited', 'UPSTREAM_RATE_LIMITED', 'Dyn rate limit reached', {
-          upstream,
-          retryAfterSeconds: retryAfterSeconds ?? DYN_RATE_LIMIT_RETRY_AFTER_SECONDS,
-          notSent: true,
-        }),
-      );
-    default:
-      return out(
-        failed('upstream_error', 'UPSTREAM_FAULT', `Dyn answered ${upstream.code}`, { upstream }),
-      );
+  if (primary?.errCd === 'ILLEGAL_OPERATION' || primary?.errCd === 'OPERATION_FAILED') {
+    return out(
+      failed(
+        'conflict',
+        'TASK_NOT_CANCELABLE',
+        'Dyn refused to cancel the task in its current state',
+        { upstream, ...withTask },
+      ),
+    );
   }
+  return out(classifyErrorCode(primary, retryAfterSeconds));
+}
+
+/**
+ * Classifies one Dyn answer to a task read (`GET /Task/<id>/`, `GetOneTask`, or the final answer
+ * of the job a read became): `found` with the task whatever its status, `not_found` for
+ * `NOT_FOUND`, and the same failure outcomes as a cancel. Nothing about a read is a conflict.
+ */
+export function classifyRead(
+  httpStatus: number,
+  env: DynEnvelope | undefined,
+  retryAfterSeconds?: number,
+): DynClassification {
+  if (httpStatus === 429 || env === undefined) {
+    return { kind: 'outcome', outcome: classifyHttpStatus(httpStatus, retryAfterSeconds) };
+  }
+  const shared = classifyShared('read', httpStatus, env);
+  if (shared !== undefined) return shared;
+  if (env.status === 'success') {
+    const task = toUnifiedTask(env.data);
+    if (task === undefined) {
+      return {
+        kind: 'outcome',
+        outcome: failed(
+          'upstream_error',
+          'UPSTREAM_BAD_RESPONSE',
+          'Dyn answered the task read with success but without a task',
+          { upstream: upstreamOf(primaryMessage(env.msgs)) },
+        ),
+      };
+    }
+    return { kind: 'outcome', outcome: { outcome: 'found', task } };
+  }
+  return {
+    kind: 'outcome',
+    outcome: classifyErrorCode(primaryMessage(env.msgs), retryAfterSeconds),
+  };
+}
+
+/** One Dyn answer of `operation`: `classifyCancel` or `classifyRead`. */
+export function classifyAnswer(
+  operation: DynOperation,
+  httpStatus: number,
+  env: DynEnvelope | undefined,
+  retryAfterSeconds?: number,
+  taskId?: string,
+): DynClassification {
+  return operation === 'cancel'
+    ? classifyCancel(httpStatus, env, retryAfterSeconds, taskId)
+    : classifyRead(httpStatus, env, retryAfterSeconds);
 }
 
 /** An INFO about the task itself (`task: No such task`), not about the job that carried it. */
 const ABOUT_THE_TASK = /^\s*task\b/i;
 
 /**
- * Classifies the answer to a job poll. A final job answer is the cancel's own envelope; a
- * `NOT_FOUND` that is not about the task (`job: No such job`) means Dyn no longer knows the job.
+ * Classifies the answer to a job poll. A final job answer is the original request's own envelope
+ * (a cancel's, or a read's); a `NOT_FOUND` that is not about the task (`job: No such job`) means
+ * Dyn no longer knows the job.
  */
 export function classifyJobPoll(
   jobId: string,
@@ -369,6 +480,7 @@ export function classifyJobPoll(
   env: DynEnvelope | undefined,
   retryAfterSeconds?: number,
   taskId?: string,
+  operation: DynOperation = 'cancel',
 ): DynClassification {
   const primary = env === undefined ? undefined : primaryMessage(env.msgs);
   if (
@@ -380,10 +492,10 @@ export function classifyJobPoll(
   ) {
     return {
       kind: 'outcome',
-      outcome: jobNotConfirmed(jobId, 'Dyn no longer knows the job', upstreamOf(primary)),
+      outcome: unfinishedJob(operation, jobId, 'Dyn no longer knows the job', upstreamOf(primary)),
     };
   }
-  return classifyCancel(httpStatus, env, retryAfterSeconds, taskId);
+  return classifyAnswer(operation, httpStatus, env, retryAfterSeconds, taskId);
 }
 
 /** What a login answer means: a token, or the outcome to report (never echoing credentials). */
@@ -417,4 +529,53 @@ export function classifyLogin(
       { upstream: upstreamOf(primary) },
     ),
   };
+}
+
+/** Dyn task states that no cancel can change any more, other than `canceled`. */
+const ENDED_ON_ITS_OWN = new Set(['complete', 'failed']);
+
+/** True for Dyn's spelling of a canceled task (the docs write `canceled`; accept `cancelled`). */
+export function isCanceledStatus(status: string | undefined): boolean {
+  const s = status?.toLowerCase();
+  return s === 'canceled' || s === 'cancelled';
+}
+
+/**
+ * What a task read says about a cancel that timed out: canceled, ended on its own, still to be
+ * canceled, gone, or nothing settled yet (a failed read, asked again later).
+ */
+export function confirmationOfRead(read: ProviderOutcome): Confirmation {
+  if (read.outcome === 'found' && read.task !== undefined) {
+    const { task } = read;
+    if (isCanceledStatus(task.status)) {
+      return { state: 'canceled', task, outcome: { outcome: 'canceled', task } };
+    }
+    if (task.status !== undefined && ENDED_ON_ITS_OWN.has(task.status.toLowerCase())) {
+      return { state: 'finished', task, outcome: read };
+    }
+    return { state: 'pending', task, outcome: read };
+  }
+  if (read.outcome === 'not_found') return { state: 'gone', outcome: read };
+  const unknown: Confirmation = { state: 'unknown', outcome: read };
+  if (read.retryAfterSeconds !== undefined) unknown.retryAfterSeconds = read.retryAfterSeconds;
+  return unknown;
+}
+
+/**
+ * What the final answer of the job that accepted the cancel says: `canceled` when Dyn applied it
+ * (or finds the task canceled already); undefined when only a read of the task can tell.
+ */
+export function confirmationOfJob(final: ProviderOutcome): Confirmation | undefined {
+  if (final.outcome === 'canceled') {
+    return final.task === undefined
+      ? { state: 'canceled', outcome: final }
+      : { state: 'canceled', task: final.task, outcome: final };
+  }
+  const task = final.task;
+  if (final.error?.code === 'TASK_ALREADY_FINISHED' && task !== undefined) {
+    if (isCanceledStatus(task.status)) {
+      return { state: 'canceled', task, outcome: { outcome: 'canceled', task } };
+    }
+  }
+  return undefined;
 }

@@ -5,12 +5,13 @@ import { exchange as httpExchange, type UpstreamOperation } from '../http-exchan
 import { classifyTransportError } from '../transport-errors';
 import { createUpstreamAgent } from '../upstream-agent';
 import {
-  classifyCancel,
+  classifyAnswer,
   classifyJobPoll,
   classifyLogin,
-  jobNotConfirmed,
   readEnvelope,
+  unfinishedJob,
   type DynClassification,
+  type DynOperation,
 } from './mapping';
 import { assembleDynProvider, parseRetryAfter, type DynExchange } from './flow';
 import type { SessionTransport } from './session';
@@ -22,7 +23,10 @@ type RestAnswer =
 
 const JOB_PATH = /\/Job\/(\d+)/i;
 
-/** The Dyn Managed DNS REST API: sessions, `DELETE /Task/<id>/`, 307/incomplete job polling. */
+/**
+ * The Dyn Managed DNS REST API: sessions, `DELETE /Task/<id>/` (cancel), `GET /Task/<id>/`
+ * (read), 307/incomplete job polling.
+ */
 export function createDynRestProvider(
   name: string,
   cfg: DynRestProviderConfig,
@@ -104,8 +108,12 @@ export function createDynRestProvider(
     return answer;
   }
 
-  /** A cancel's answer, or the answer to a poll of job `poll` (which is cancelling `taskId`). */
+  /**
+   * The answer to a cancel or a read of `taskId`, or to a poll of job `poll` (which is running
+   * that cancel or read).
+   */
   function classify(
+    operation: DynOperation,
     answer: Extract<RestAnswer, { ok: true }>,
     taskId: string,
     poll: string | undefined,
@@ -116,7 +124,7 @@ export function createDynRestProvider(
       // A 307 is "accepted as a job"; without a job path there is nothing to poll.
       return {
         kind: 'outcome',
-        outcome: jobNotConfirmed(poll, 'redirected without a job path to poll', {
+        outcome: unfinishedJob(operation, poll, 'redirected without a job path to poll', {
           code: 'HTTP 307',
         }),
       };
@@ -124,8 +132,8 @@ export function createDynRestProvider(
     const retryAfter = parseRetryAfter(answer.retryAfter);
     const env = readEnvelope(answer.json);
     return poll === undefined
-      ? classifyCancel(answer.status, env, retryAfter, taskId)
-      : classifyJobPoll(poll, answer.status, env, retryAfter, taskId);
+      ? classifyAnswer(operation, answer.status, env, retryAfter, taskId)
+      : classifyJobPoll(poll, answer.status, env, retryAfter, taskId, operation);
   }
 
   const transport: SessionTransport = {
@@ -147,29 +155,31 @@ export function createDynRestProvider(
       await call('logout', 'DELETE', '/Session/', { token, signal });
     },
   };
-  /** A cancel or a job poll: same headers, same classification. */
+  /** A cancel, a read or a job poll: same headers, same classification. */
   async function ask(
-    operation: 'cancel' | 'poll',
+    operation: DynOperation,
     method: 'GET' | 'DELETE',
     path: string,
     ids: { taskId: string; jobId?: string },
     token: string,
     ctx: CallContext,
   ): Promise<DynClassification> {
-    const answer = await call(operation, method, path, {
+    const answer = await call(ids.jobId === undefined ? operation : 'poll', method, path, {
       token,
       requestId: ctx.requestId,
       signal: ctx.signal,
     });
     return answer.ok
-      ? classify(answer, ids.taskId, ids.jobId)
+      ? classify(operation, answer, ids.taskId, ids.jobId)
       : { kind: 'outcome', outcome: answer.outcome };
   }
+  const taskPath = (taskId: string): string => `/Task/${encodeURIComponent(taskId)}/`;
   const exchange: DynExchange = {
     cancel: (taskId, token, ctx) =>
-      ask('cancel', 'DELETE', `/Task/${encodeURIComponent(taskId)}/`, { taskId }, token, ctx),
-    poll: (jobId, taskId, token, ctx) =>
-      ask('poll', 'GET', `/Job/${encodeURIComponent(jobId)}/`, { taskId, jobId }, token, ctx),
+      ask('cancel', 'DELETE', taskPath(taskId), { taskId }, token, ctx),
+    read: (taskId, token, ctx) => ask('read', 'GET', taskPath(taskId), { taskId }, token, ctx),
+    poll: (jobId, taskId, token, ctx, operation) =>
+      ask(operation, 'GET', `/Job/${encodeURIComponent(jobId)}/`, { taskId, jobId }, token, ctx),
   };
 
   return assembleDynProvider(name, cfg, deps, {

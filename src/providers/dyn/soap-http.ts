@@ -1,7 +1,11 @@
 import type { IExOptions, IHeaders, IHttpClient } from 'soap';
 import type { Dispatcher } from 'undici';
 import { failed, type ProviderOutcome } from '../../core/provider-outcome';
-import { exchange as httpExchange, type ResponseHeaders } from '../http-exchange';
+import {
+  exchange as httpExchange,
+  type ResponseHeaders,
+  type UpstreamOperation,
+} from '../http-exchange';
 import { classifyTransportError } from '../transport-errors';
 import { classifyHttpStatus } from './mapping';
 
@@ -21,6 +25,14 @@ export interface SoapHttpOptions {
   what: string;
   /** Parses `Retry-After`. */
   retryAfter(header: string | undefined): number | undefined;
+}
+
+/** A header node-soap set, whatever its case (it sends `SOAPAction`). */
+function headerOf(headers: IHeaders, name: string): string | undefined {
+  for (const [key, value] of Object.entries(headers)) {
+    if (key.toLowerCase() === name && typeof value === 'string') return value;
+  }
+  return undefined;
 }
 
 /** What node-soap's callback receives as `response`: the fields of an axios response it reads. */
@@ -55,6 +67,38 @@ export function xmlDepth(text: string): number {
   return max;
 }
 
+/** The Dyn SOAP operations the gateway calls, by what each call is for. */
+const SOAP_OPERATIONS: Readonly<Record<string, UpstreamOperation>> = {
+  SessionLogin: 'login',
+  SessionLogout: 'logout',
+  CancelTask: 'cancel',
+  GetJob: 'poll',
+  GetOneTask: 'read',
+};
+
+/** The first element in the SOAP Body: node-soap names it `<tns:CancelTaskRequest>`. */
+const BODY_ELEMENT =
+  /<(?:[\w.-]+:)?Body\b[^>]*>\s*<(?:[\w.-]+:)?([A-Za-z_][\w.-]*?)(?:Request)?[\s/>]/;
+
+/**
+ * What a SOAP call is for. Dyn's WSDL gives every operation the same SOAPAction, so the action
+ * names it only where a WSDL sets one per operation (its last path segment); otherwise the
+ * body's first element does.
+ */
+export function soapOperationOf(
+  soapAction: string | undefined,
+  body: string,
+): UpstreamOperation | undefined {
+  const action = soapAction?.replace(/"/g, '').split(/[/#]/).pop();
+  if (action !== undefined && Object.hasOwn(SOAP_OPERATIONS, action))
+    return SOAP_OPERATIONS[action];
+  // The element sits right after the envelope's opening tags: a bounded prefix holds it.
+  const element = BODY_ELEMENT.exec(body.slice(0, 2048))?.[1];
+  return element !== undefined && Object.hasOwn(SOAP_OPERATIONS, element)
+    ? SOAP_OPERATIONS[element]
+    : undefined;
+}
+
 const LOOKS_LIKE_SOAP = /^\s*(<\?xml[^>]*\?>\s*)?<([A-Za-z_][\w.-]*:)?Envelope[\s>]/;
 
 /**
@@ -87,7 +131,10 @@ export function createSoapHttpClient(
   ): Promise<SoapHttpResponse> {
     const { origin, path } = targetFor(rurl);
     const what = options.what;
+    const action = headerOf(headers, 'soapaction');
+    const operation = soapOperationOf(action, data);
     const result = await httpExchange(options.dispatcher, {
+      ...(operation === undefined ? {} : { operation }),
       origin,
       method: 'POST',
       path,

@@ -4,12 +4,13 @@ import type { Provider, ProviderDeps } from '../provider';
 import { createUpstreamAgent } from '../upstream-agent';
 import { assembleDynProvider, parseRetryAfter, type DynExchange } from './flow';
 import {
-  classifyCancel,
+  classifyAnswer,
   classifyJobPoll,
   classifyLogin,
   readEnvelope,
   type DynClassification,
   type DynEnvelope,
+  type DynOperation,
 } from './mapping';
 import type { SessionTransport } from './session';
 import { createSoapHttpClient, SoapTransportFailure } from './soap-http';
@@ -57,7 +58,7 @@ function faultEnvelope(err: unknown): DynEnvelope | undefined {
 
 /**
  * The Dyn Managed DNS SOAP API through node-soap and the project's WSDL: `SessionLogin`,
- * `CancelTask` (token, fault_incompat, task_id), `GetJob` while `incomplete`. Failures come back
+ * `CancelTask` and `GetOneTask` (token, fault_incompat, task_id), `GetJob` while `incomplete`. Failures come back
  * either as `status: failure` (we always send `fault_incompat` 1) or as HTTP 500 Faults; both go
  * through the same Dyn mapping as REST.
  */
@@ -132,9 +133,9 @@ export async function createDynSoapProvider(
   }
 
   /** A reply as the shared mapping sees it. A Fault's HTTP 500 is SOAP's convention, not an outage. */
-  function classify(reply: SoapReply, taskId?: string): DynClassification {
+  function classify(operation: DynOperation, reply: SoapReply, taskId: string): DynClassification {
     if (reply.kind === 'failed') return { kind: 'outcome', outcome: reply.outcome };
-    return classifyCancel(200, reply.envelope, undefined, taskId);
+    return classifyAnswer(operation, 200, reply.envelope, undefined, taskId);
   }
 
   const sessions: SessionTransport = {
@@ -166,9 +167,18 @@ export async function createDynSoapProvider(
         ctx.signal,
         ctx.requestId,
       );
-      return classify(reply, taskId);
+      return classify('cancel', reply, taskId);
     },
-    async poll(jobId, taskId, token, ctx) {
+    async read(taskId, token, ctx) {
+      const reply = await call(
+        'GetOneTask',
+        { token, fault_incompat: 1, task_id: taskId },
+        ctx.signal,
+        ctx.requestId,
+      );
+      return classify('read', reply, taskId);
+    },
+    async poll(jobId, taskId, token, ctx, operation) {
       const reply = await call(
         'GetJob',
         { token, fault_incompat: 1, job_id: jobId },
@@ -181,7 +191,7 @@ export async function createDynSoapProvider(
       if (outer?.status === 'incomplete') return { kind: 'incomplete', jobId };
       // GetJob fails (or faults) about the job itself: "job: No such job" once its session is gone.
       if (reply.kind === 'fault' || outer?.status !== 'success')
-        return classifyJobPoll(jobId, 200, outer, undefined, taskId);
+        return classifyJobPoll(jobId, 200, outer, undefined, taskId, operation);
       // GetJob succeeds when it finds the job; the cancel's own answer is inside `data`.
       const inner = readEnvelope(outer.data);
       if (inner === undefined) {
@@ -195,7 +205,7 @@ export async function createDynSoapProvider(
         };
       }
       if (inner.status === 'incomplete') return { kind: 'incomplete', jobId };
-      return classifyCancel(200, inner, undefined, taskId);
+      return classifyAnswer(operation, 200, inner, undefined, taskId);
     },
   };
 

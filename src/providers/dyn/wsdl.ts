@@ -7,6 +7,7 @@ export const DYN_SOAP_OPERATIONS = [
   'SessionLogin',
   'SessionLogout',
   'GetJob',
+  'GetOneTask',
   'CancelTask',
 ] as const;
 export type DynSoapOperation = (typeof DYN_SOAP_OPERATIONS)[number];

@@ -58,6 +58,8 @@ export function createMethodcallProvider(
     }
   }
 
+  // No `read` and no `confirm`: methodcall's `gettaskinfo` answer format is not published, and a
+  // guessed decoder could report a state the upstream never meant. Reads answer `not_supported`.
   return {
     name,
     protocol: 'methodcall',

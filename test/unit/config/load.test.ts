@@ -27,7 +27,8 @@ describe('config: valid files', () => {
       port: 8080,
       bodyLimitBytes: 16384,
       batchBodyLimitBytes: 262144,
-      shutdownGraceMs: 10000,
+      shutdownGraceMs: 20000,
+      drainWindowMs: 1000,
       requestTimeoutMs: 15000,
       headersTimeoutMs: 10000,
       receiveTimeoutMs: 30000,
@@ -57,6 +58,8 @@ routes:
       maxConcurrent: 32,
       retry: { attempts: 2, baseDelayMs: 100, maxDelayMs: 1000 },
       circuitBreaker: { failureThreshold: 5, resetAfterMs: 30000 },
+      // No TLS files, and no `proxy`: the environment decides.
+      tls: {},
     };
     expect(result.value.config.providers.wh).toEqual({
       type: 'methodcall',

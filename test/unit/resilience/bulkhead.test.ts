@@ -1,3 +1,4 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
 import type { ProviderOutcome } from '../../../src/core/provider-outcome';
 import { bulkheadPolicy } from '../../../src/resilience/bulkhead';
 import { deadlineIn } from '../../../src/resilience/deadline';
@@ -33,6 +34,30 @@ function held() {
 }
 
 describe('bulkheadPolicy', () => {
+  it('runs a queued attempt in its own async context, not in that of the attempt that freed the slot', async () => {
+    const policy = bulkheadPolicy({ maxConcurrent: 1, maxQueue: 1 });
+    const request = new AsyncLocalStorage<string>();
+    const h = held();
+    const seen: (string | undefined)[] = [];
+    const step = (id: string) => (ctx: PolicyContext) => {
+      seen.push(request.getStore());
+      return h.step(id)(ctx);
+    };
+    const first = request.run('a', () => policy.execute(step('a'), ctxIn(1_000)));
+    const second = request.run('b', () => policy.execute(step('b'), ctxIn(1_000)));
+    await clock.advance(0);
+    expect(h.started).toEqual(['a']);
+    request.run('a', () => {
+      h.end('a');
+    });
+    await first;
+    await clock.advance(0);
+    expect(h.started).toEqual(['a', 'b']);
+    h.end('b');
+    await second;
+    expect(seen).toEqual(['a', 'b']);
+  });
+
   it('past maxConcurrent + maxQueue refuses at once with BULKHEAD_FULL, Retry-After 1, not sent', async () => {
     const policy = bulkheadPolicy({ maxConcurrent: 1, maxQueue: 0 });
     const h = held();

@@ -82,12 +82,12 @@ describe('the memory store', () => {
   it('shares the bound between outcomes and idempotency keys', async () => {
     const store = createMemoryStore(2);
     await store.rememberOutcome('t:1', cancel('1'), 60);
-    expect(await store.claimIdempotencyKey('k1', 'f', 60)).toStrictEqual({ claimed: true });
-    expect(await store.claimIdempotencyKey('k2', 'f', 60)).toStrictEqual({ claimed: true });
+    expect(await store.claimIdempotencyKey('k1', 'f', 60_000)).toMatchObject({ claimed: true });
+    expect(await store.claimIdempotencyKey('k2', 'f', 60_000)).toMatchObject({ claimed: true });
     expect(await store.getOutcome('t:1')).toBeUndefined();
     // An idempotency key and an outcome of the same name are different entries.
     await store.rememberOutcome('k2', cancel('2'), 60);
-    expect(await store.claimIdempotencyKey('k2', 'g', 60)).toMatchObject({ claimed: false });
+    expect(await store.claimIdempotencyKey('k2', 'g', 60_000)).toMatchObject({ claimed: false });
   });
 
   it('claims an idempotency key once, then gives back its entry until released', async () => {
@@ -102,28 +102,43 @@ describe('the memory store', () => {
       attempts: [],
     };
     const done: IdempotencyEntry = { state: 'done', fingerprint: 'f1', body };
-    expect(await store.claimIdempotencyKey('k', 'f1', 30)).toStrictEqual({ claimed: true });
-    expect(await store.claimIdempotencyKey('k', 'f2', 30)).toStrictEqual({
+    const first = await store.claimIdempotencyKey('k', 'f1', 30_000);
+    if (!('lease' in first)) throw new Error('not claimed');
+    expect(await store.claimIdempotencyKey('k', 'f2', 30_000)).toStrictEqual({
       claimed: false,
-      entry: { state: 'in-flight', fingerprint: 'f1' },
+      entry: { state: 'in-flight', fingerprint: 'f1', token: first.lease.token },
     });
-    await store.completeIdempotencyKey('k', done, 30);
-    expect(await store.claimIdempotencyKey('k', 'f1', 30)).toStrictEqual({
+    await store.completeIdempotencyKey('k', done, 30, first.lease);
+    expect(await store.claimIdempotencyKey('k', 'f1', 30_000)).toStrictEqual({
       claimed: false,
       entry: done,
     });
-    await store.releaseIdempotencyKey('k');
-    expect(await store.claimIdempotencyKey('k', 'f3', 30)).toStrictEqual({ claimed: true });
+    // A key released while in flight is free again at once.
+    const other = await store.claimIdempotencyKey('k2', 'f1', 30_000);
+    if (!('lease' in other)) throw new Error('not claimed');
+    await other.lease.release();
+    const again = await store.claimIdempotencyKey('k2', 'f3', 30_000);
+    expect(again).toMatchObject({ claimed: true });
+    if ('lease' in again) await again.lease.release();
   });
 
-  it('lets an in-flight claim lapse after its own TTL', async () => {
+  it('lets an in-flight claim lapse after its lease, unless renewed', async () => {
     let clock = 0;
     const store = createMemoryStore(10, () => clock);
-    expect(await store.claimIdempotencyKey('k', 'f1', 5)).toStrictEqual({ claimed: true });
+    const first = await store.claimIdempotencyKey('k', 'f1', 5_000);
+    if (!('lease' in first)) throw new Error('not claimed');
+    clock += 4_000;
+    expect(await first.lease.renew()).toBe(true);
     clock += 4_999;
-    expect(await store.claimIdempotencyKey('k', 'f2', 5)).toMatchObject({ claimed: false });
+    expect(await store.claimIdempotencyKey('k', 'f2', 5_000)).toMatchObject({ claimed: false });
     clock += 1;
-    expect(await store.claimIdempotencyKey('k', 'f2', 5)).toStrictEqual({ claimed: true });
+    const second = await store.claimIdempotencyKey('k', 'f2', 5_000);
+    expect(second).toMatchObject({ claimed: true });
+    // The lapsed holder can neither renew nor free the new holder's key.
+    expect(await first.lease.renew()).toBe(false);
+    await first.lease.release();
+    expect(await store.claimIdempotencyKey('k', 'f3', 5_000)).toMatchObject({ claimed: false });
+    if ('lease' in second) await second.lease.release();
   });
 
   it('reports itself as a healthy memory store with no shared token buckets', async () => {

@@ -1,7 +1,11 @@
 import type { ErrorCode } from '../../../src/core/error-codes';
 import type { Answer } from '../../../src/core/result';
 import { createMemoryStore } from '../../../src/state/memory-store';
+import { createRedisStore } from '../../../src/state/redis-store';
 import { createCancelMemory, type CancelMemory } from '../../../src/state/replay';
+import type { StateStore } from '../../../src/state/store';
+import { captureLogger } from '../../helpers/gateway';
+import { startRedis, type RedisServer } from '../../helpers/redis';
 
 /** What replay.ts decides from an answer's outcome, error code and task status alone. */
 
@@ -110,4 +114,139 @@ it('without an earlier timeout, "already canceled" stays a conflict', async () =
   expect(answer.body).toMatchObject({ outcome: 'conflict', ok: false });
   await run(finished('TASK_ALREADY_FINISHED', 'canceled'));
   expect(calls).toBe(2);
+});
+
+describe('across replicas (two processes’ memories on one Redis)', () => {
+  let redis: RedisServer;
+  const stores: StateStore[] = [];
+  let prefix = 0;
+
+  beforeAll(async () => {
+    redis = await startRedis();
+  });
+  afterAll(async () => {
+    await redis.stop();
+  });
+  afterEach(async () => {
+    for (const store of stores.splice(0)) await store.close();
+  });
+
+  async function replica(leaseMs = 5_000): Promise<{ store: StateStore; memory: CancelMemory }> {
+    const store = await createRedisStore({
+      url: redis.url,
+      prefix: `replay-${prefix}:`,
+      logger: captureLogger().logger,
+    });
+    stores.push(store);
+    return { store, memory: createCancelMemory(store, 3600, { leaseMs }) };
+  }
+  beforeEach(() => {
+    prefix++;
+  });
+
+  const canceled = (requestId: string): Answer => ({
+    body: {
+      ok: true,
+      outcome: 'canceled',
+      retryable: false,
+      requestId,
+      target: 'dns',
+      taskId: '7',
+      attempts: [{ provider: 'dns-rest', outcome: 'canceled', durationMs: 1 }],
+    },
+  });
+  const gone: Answer = {
+    body: {
+      ok: false,
+      outcome: 'not_found',
+      retryable: false,
+      requestId: 'r-late',
+      target: 'dns',
+      taskId: '7',
+      error: { code: 'TASK_NOT_FOUND', message: 'no such task', upstream: { code: 'NOT_FOUND' } },
+      attempts: [{ provider: 'dns-rest', outcome: 'not_found', durationMs: 1 }],
+    },
+  };
+
+  /** A call that answers when the test says so, and tells when it started. */
+  function held(answer: Answer) {
+    let release: () => void = () => undefined;
+    let started: () => void = () => undefined;
+    const running = new Promise<void>((resolve) => (started = resolve));
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    let count = 0;
+    const call = async (): Promise<Answer> => {
+      count++;
+      started();
+      await gate;
+      return answer;
+    };
+    return {
+      call,
+      running,
+      release: () => {
+        release();
+      },
+      calls: () => count,
+    };
+  }
+
+  it('makes one upstream call for a cancel raced on two replicas; both callers get it', async () => {
+    const a = await replica();
+    const b = await replica();
+    const upstream = held(canceled('r-a'));
+    const first = a.memory.run('dns', '7', 'r-a', upstream.call);
+    await upstream.running;
+    const second = b.memory.run('dns', '7', 'r-b', upstream.call);
+    upstream.release();
+    const [one, two] = await Promise.all([first, second]);
+    expect(upstream.calls()).toBe(1);
+    expect(one.body).toMatchObject({ outcome: 'canceled', requestId: 'r-a' });
+    expect(two.body).toMatchObject({ outcome: 'canceled', requestId: 'r-b' });
+    expect(two.body.replayed).toBeUndefined();
+    // Later repeats on either replica replay it.
+    const again = await b.memory.run('dns', '7', 'r-c', upstream.call);
+    expect(again.body).toMatchObject({ outcome: 'canceled', replayed: true, requestId: 'r-c' });
+    expect(upstream.calls()).toBe(1);
+  });
+
+  it('lets a waiter take over from an owner that died, answering as after a timeout', async () => {
+    const a = await replica(300);
+    const b = await replica(300);
+    const dying = held(canceled('r-a'));
+    void a.memory.run('dns', '7', 'r-a', dying.call);
+    await dying.running;
+    // The owner's process dies mid-call: its lease is no longer renewed.
+    await a.store.close();
+    let calls = 0;
+    const after = await b.memory.run('dns', '7', 'r-late', () => {
+      calls++;
+      return Promise.resolve(gone);
+    });
+    expect(calls).toBe(1);
+    expect(after.body).toMatchObject({
+      outcome: 'not_found',
+      requestId: 'r-late',
+      error: { code: 'GONE_AFTER_TIMEOUT', upstream: { code: 'NOT_FOUND' } },
+    });
+    expect(after.body.error?.message).toMatch(/never answered/);
+  });
+
+  it('answers timeout to a waiter whose own deadline passes first; the owner goes on', async () => {
+    const a = await replica();
+    const b = await replica();
+    const upstream = held(canceled('r-a'));
+    const owner = a.memory.run('dns', '7', 'r-a', upstream.call);
+    await upstream.running;
+    const waiter = await b.memory.run('dns', '7', 'r-b', upstream.call, { waitMs: 100 });
+    expect(waiter.body).toMatchObject({
+      outcome: 'timeout',
+      retryable: true,
+      requestId: 'r-b',
+      error: { code: 'UPSTREAM_TIMEOUT' },
+    });
+    upstream.release();
+    expect((await owner).body.outcome).toBe('canceled');
+    expect(upstream.calls()).toBe(1);
+  });
 });
