@@ -34,7 +34,7 @@ afterEach(async () => {
   await b.close();
 });
 
-const server = { host: '127.0.0.1', port: 0 };
+const server = { host: '127.0.0.1', port: 0, drainWindowMs: 0 };
 const configFor = (url: string, extraRoutes: Record<string, unknown> = {}) => ({
   server,
   providers: { wh: { type: 'methodcall', url } },
