@@ -4,6 +4,7 @@ import type { HttpContext } from './http/context';
 import { errorHandler, methodNotAllowed, notFound } from './http/errors';
 import { healthz, metrics, openapi, readyz, routes } from './http/ops';
 import { assignRequestId } from './http/request-id';
+import { TASKS_PATH, tasksRoute } from './http/tasks';
 
 export type { HttpContext };
 
@@ -16,7 +17,7 @@ export interface AppOptions {
 }
 
 /**
- * THE Express app: every endpoint, `/cancel` and `/cancel/batch` included, is a route here, so
+ * THE Express app: every endpoint, `/cancel`, `/cancel/batch` and `/tasks` included, is a route here, so
  * any `app.use` middleware applies to all of them. It never listens by itself.
  */
 export function createApp(ctx: HttpContext, options: AppOptions): Express {
@@ -32,6 +33,8 @@ export function createApp(ctx: HttpContext, options: AppOptions): Express {
   app.all('/cancel', methodNotAllowed('POST'));
   app.post('/cancel/batch', ...batchRoute(ctx));
   app.all('/cancel/batch', methodNotAllowed('POST'));
+  app.get(TASKS_PATH, ...tasksRoute(ctx));
+  app.all(TASKS_PATH, methodNotAllowed('GET'));
   app.get('/healthz', healthz);
   app.get('/readyz', readyz(ctx));
   app.get('/metrics', metrics(ctx));

@@ -1,10 +1,12 @@
 import { z } from 'zod';
 import { ERROR_CODES, type ErrorCode } from '../core/error-codes';
-import { httpStatusOf, type Outcome } from '../core/outcome';
+import { httpStatusOf, type OkOutcome, type Outcome } from '../core/outcome';
 import {
   BatchRequestSchema,
   CancelRequestSchema,
   MAX_BATCH_ITEMS,
+  TaskIdSchema,
+  TargetSchema,
   type CancelRequest,
 } from '../core/request';
 import { gatewayFailure, type UnifiedResult } from '../core/result';
@@ -18,6 +20,7 @@ import type { RouteRuntime } from '../routing/runtime';
 import type { ActiveConfig } from './context';
 import { KEY_PATTERN } from './idempotency';
 import { SAFE_ID } from './request-id';
+import { TASKS_ROUTE } from './tasks';
 
 /** A JSON object of the document (OpenAPI objects and JSON Schemas alike). */
 export type OpenApiObject = Record<string, unknown>;
@@ -34,7 +37,7 @@ const OUTCOME_TEXT: Record<Outcome, string> = {
   not_supported: "the route's protocol has no such operation (GET /tasks on methodcall)",
   not_found: 'the upstream says the task does not exist',
   conflict: 'the task cannot be canceled now, or its Idempotency-Key is still running',
-  rejected: 'the upstream refused the cancel',
+  rejected: 'the upstream refused the request as invalid',
   invalid_request: 'the body or a header is invalid, or the Idempotency-Key came with another body',
   unknown_target: 'no route has this target',
   payload_too_large: 'the body is larger than the limit',
@@ -76,6 +79,41 @@ const BATCH_ENVELOPE_CODES: readonly ErrorCode[] = [
   'INTERNAL_ERROR',
 ];
 
+/** Codes only a task read answers: a cancel is something every protocol has. */
+const READ_ONLY_CODES: ReadonlySet<ErrorCode> = new Set(['OPERATION_NOT_SUPPORTED']);
+
+/**
+ * What `GET /tasks/{target}/{taskId}` can answer: no body (so no body or Idempotency-Key codes),
+ * no conflict (nothing is canceled), and a Dyn job that does not finish is a plain timeout.
+ */
+const READ_CODES: readonly ErrorCode[] = [
+  'INVALID_REQUEST',
+  'TASK_ID_OUT_OF_RANGE',
+  'UNKNOWN_TARGET',
+  'UNAUTHORIZED',
+  'FORBIDDEN',
+  'TASK_NOT_FOUND',
+  'UPSTREAM_REJECTED',
+  'RATE_LIMITED',
+  'UPSTREAM_RATE_LIMITED',
+  'UPSTREAM_UNAVAILABLE',
+  'UPSTREAM_UNREACHABLE',
+  'CIRCUIT_OPEN',
+  'BULKHEAD_FULL',
+  'DRAINING',
+  'UPSTREAM_BUSY',
+  'UPSTREAM_BAD_RESPONSE',
+  'UPSTREAM_RESPONSE_TOO_LARGE',
+  'UPSTREAM_FAULT',
+  'UPSTREAM_AUTH_FAILED',
+  'UPSTREAM_TIMEOUT',
+  'OPERATION_NOT_SUPPORTED',
+  'INTERNAL_ERROR',
+];
+
+/** A path segment is always text: the string form of the task id schema validates it. */
+const [TaskIdTextSchema] = TaskIdSchema.in.options;
+
 /** Statuses whose answers carry `Retry-After` when the wait is known. */
 const RETRY_AFTER_STATUSES: ReadonlySet<number> = new Set([409, 429, 503]);
 
@@ -95,6 +133,9 @@ const HealthzSchema = z.strictObject({ status: z.literal('ok') });
 const ref = (kind: string, name: string): OpenApiObject => ({
   $ref: `#/components/${kind}/${name}`,
 });
+
+/** Whether the route's primary provider reads tasks (methodcall does not). */
+const reads = (route: RouteRuntime): boolean => route.chain[0]?.provider.read !== undefined;
 
 /** The running routes, as the examples use them. */
 interface Scene {
@@ -122,39 +163,61 @@ function cancelExamples(scene: Scene): CancelRequest[] {
   return bodies;
 }
 
+/** A Dyn task as the gateway shows it, for the examples. */
+function taskExample(id: string, status: string): NonNullable<UnifiedResult['task']> {
+  return {
+    id,
+    name: 'ProvisionZone',
+    zone: 'example.com',
+    status,
+    stepCount: 1,
+    totalSteps: 3,
+    blocking: true,
+    message: '',
+    createdAt: '2017-07-14T02:40:00.000Z',
+    modifiedAt: '2017-07-14T02:40:42.000Z',
+  };
+}
+
 /**
- * An answer with `code` (none: canceled), with the fields the gateway fills at that stage, checked
- * against the result schema.
+ * An answer with `code` (none: `success`, canceled by default), with the fields the gateway fills
+ * at that stage, checked against the result schema. A read that cannot be made is shown on a
+ * route that cannot read, with no attempt, as dispatch answers it.
  */
 function answerExample(
   scene: Scene,
   code: ErrorCode | undefined,
   requestId: string,
+  success: OkOutcome = 'canceled',
 ): z.output<typeof UnifiedResultSchema> {
-  const [route] = scene.routes;
+  const notSupported = code === 'OPERATION_NOT_SUPPORTED';
+  const route = notSupported
+    ? (scene.routes.find((r) => !reads(r)) ?? scene.routes[0])
+    : scene.routes[0];
   const provider = route?.chain[0];
-  const outcome: Outcome = code === undefined ? 'canceled' : ERROR_CODES[code];
+  const outcome: Outcome = code === undefined ? success : ERROR_CODES[code];
   const taskId = (route === undefined ? undefined : taskIdFor(route, 1001)) ?? '1001';
   const target = route === undefined ? {} : { target: route.target };
   const upstream =
     provider === undefined ? {} : { provider: provider.name, protocol: provider.provider.protocol };
-  const attempts =
-    provider === undefined
-      ? {}
-      : {
-          attempts: [
-            {
-              provider: provider.name,
-              outcome,
-              durationMs: 12,
-              ...(code === undefined ? {} : { errorCode: code }),
-            },
-          ],
-        };
+  // Nothing is sent for an operation the protocol does not have.
+  const tried =
+    provider === undefined || notSupported
+      ? []
+      : [
+          {
+            provider: provider.name,
+            outcome,
+            durationMs: 12,
+            ...(code === undefined ? {} : { errorCode: code }),
+          },
+        ];
+  const attempts = provider === undefined ? {} : { attempts: tried };
   const message = OUTCOME_TEXT[outcome];
   let body: UnifiedResult;
   if (code === undefined) {
     body = { ok: true, outcome, retryable: false, requestId, ...target, ...upstream, taskId };
+    if (outcome === 'found') body.task = taskExample(taskId, 'running');
     Object.assign(body, attempts);
   } else if (REQUEST_CODES.has(code)) {
     // The in-flight conflict is the one conflict worth retrying as it is.
@@ -242,6 +305,32 @@ function unifiedResponses(
     };
   }
   return responses;
+}
+
+const json = (schemaObject: OpenApiObject, extra: OpenApiObject = {}): OpenApiObject => ({
+  'application/json': { schema: schemaObject, ...extra },
+});
+
+/** The one `ok: true` answer of an operation (`canceled` or `found`), with its example. */
+function okResponse(
+  outcome: OkOutcome,
+  description: string,
+  headers: OpenApiObject,
+  example: OpenApiObject,
+): OpenApiObject {
+  return {
+    description,
+    headers,
+    content: json(
+      {
+        allOf: [
+          ref('schemas', 'UnifiedResult'),
+          { type: 'object', properties: { ok: { const: true }, outcome: { const: outcome } } },
+        ],
+      },
+      { examples: { [outcome]: { value: example } } },
+    ),
+  };
 }
 
 /** The request headers the gateway reads, and the limits it applies to them. */
@@ -337,10 +426,6 @@ function responseHeaders(): Record<string, OpenApiObject> {
     },
   };
 }
-
-const json = (schemaObject: OpenApiObject, extra: OpenApiObject = {}): OpenApiObject => ({
-  'application/json': { schema: schemaObject, ...extra },
-});
 
 /**
  * The OpenAPI 3.1 document of the gateway under one applied config: schemas from the zod schemas
@@ -439,7 +524,24 @@ export function buildOpenApi(active: ActiveConfig, version: string): OpenApiObje
     })),
   });
 
-  const cancelCodes = ALL_CODES.filter((code) => !PATH_CODES.has(code) && answerable(code));
+  const cancelCodes = ALL_CODES.filter(
+    (code) => !PATH_CODES.has(code) && !READ_ONLY_CODES.has(code) && answerable(code),
+  );
+  const readCodes = READ_CODES.filter(answerable);
+  // Reads are shown on a route whose primary reads, when there is one.
+  const readScene: Scene = {
+    ...scene,
+    routes: [...scene.routes.filter(reads), ...scene.routes.filter((r) => !reads(r))],
+  };
+  const [readRoute] = readScene.routes;
+  const readTaskId = readRoute === undefined ? undefined : taskIdFor(readRoute, 3001);
+  // Only a route that reads can answer found: without one, the example names no route.
+  const foundExample = answerExample(
+    { ...scene, routes: scene.routes.filter(reads) },
+    undefined,
+    'order-4711-read',
+    'found',
+  );
   const batchCodes = BATCH_ENVELOPE_CODES.filter(answerable);
   const routesCodes = (['UNAUTHORIZED', 'INTERNAL_ERROR'] as const).filter(answerable);
   const statusCodes = ['INTERNAL_ERROR'] as const;
@@ -450,8 +552,8 @@ export function buildOpenApi(active: ActiveConfig, version: string): OpenApiObje
       title: 'cancel-gateway',
       version,
       description:
-        'One JSON endpoint to cancel tasks in Dyn (REST, SOAP) and methodcall upstreams, with one ' +
-        `result shape. This document describes the config in force (configVersion ` +
+        'One JSON endpoint to cancel tasks in Dyn (REST, SOAP) and methodcall upstreams, and one ' +
+        `to read a task's state (Dyn), with one result shape. This document describes the config in force (configVersion ` +
         `${runtime.loaded.version}): its routes in the examples, ` +
         (authOn
           ? 'and its API keys (`Authorization: Bearer <key>` or `X-API-Key`). '
@@ -477,22 +579,12 @@ export function buildOpenApi(active: ActiveConfig, version: string): OpenApiObje
             }),
           },
           responses: {
-            '200': {
-              description: `canceled: ${OUTCOME_TEXT.canceled} (or had, for a replayed answer)`,
-              headers: headersFor(true)(200),
-              content: json(
-                {
-                  allOf: [
-                    ref('schemas', 'UnifiedResult'),
-                    {
-                      type: 'object',
-                      properties: { ok: { const: true }, outcome: { const: 'canceled' } },
-                    },
-                  ],
-                },
-                { examples: { canceled: { value: canceledExample } } },
-              ),
-            },
+            '200': okResponse(
+              'canceled',
+              `canceled: ${OUTCOME_TEXT.canceled} (or had, for a replayed answer)`,
+              headersFor(true)(200),
+              canceledExample,
+            ),
             ...unifiedResponses(
               scene,
               cancelCodes,
@@ -534,6 +626,50 @@ export function buildOpenApi(active: ActiveConfig, version: string): OpenApiObje
               headersFor(false),
               limits(config.server.batchBodyLimitBytes),
             ),
+          },
+        },
+      },
+      [TASKS_ROUTE]: {
+        get: {
+          operationId: 'getTask',
+          summary: "Read a task's current state on a target; nothing is canceled",
+          description:
+            "The route's provider chain reads the task with the rules of `POST /cancel` (auth, " +
+            'allow-list, deadline, policies, fallback after unavailable or rate_limited). Dyn REST ' +
+            'sends `GET /Task/{id}/`, Dyn SOAP `GetOneTask`; a route whose primary provider ' +
+            'cannot read (methodcall) answers 501 not_supported without calling anything. A read ' +
+            'is never shared with, answered from or remembered as a cancel.',
+          ...protectedOp,
+          parameters: [
+            {
+              name: 'target',
+              in: 'path',
+              required: true,
+              description: 'A route name; unknown names answer 422 unknown_target.',
+              schema: schema(TargetSchema, 'input'),
+              ...(readRoute === undefined ? {} : { example: readRoute.target }),
+            },
+            {
+              name: 'taskId',
+              in: 'path',
+              required: true,
+              description:
+                'The upstream task id: a positive decimal integer without sign, spaces or ' +
+                "leading zeros, else 400 INVALID_REQUEST. The route's provider may narrow it " +
+                '(400 TASK_ID_OUT_OF_RANGE).',
+              schema: schema(TaskIdTextSchema, 'input'),
+              ...(readTaskId === undefined ? {} : { example: readTaskId }),
+            },
+            ...commonParameters,
+          ],
+          responses: {
+            '200': okResponse(
+              'found',
+              `found: ${OUTCOME_TEXT.found}, whatever its status (\`task.status\` is the upstream's own)`,
+              headersFor(true)(200),
+              foundExample,
+            ),
+            ...unifiedResponses(readScene, readCodes, headersFor(true), {}),
           },
         },
       },

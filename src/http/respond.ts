@@ -57,7 +57,7 @@ export function respondCutOff(res: ServerResponse): boolean {
     'timeout',
     'UPSTREAM_TIMEOUT',
     'the gateway shut down before this request was answered (server.shutdownGraceMs passed); ' +
-      'whether the cancel happened is unknown: repeat it',
+      'whether a cancel it carried happened is unknown: repeat the request',
   );
   const text = JSON.stringify(body);
   res.writeHead(statusOf(body), {

@@ -388,7 +388,10 @@ describe('one front door: every endpoint is an Express route', () => {
     ['GET', '/metrics', undefined, 200],
     ['GET', '/routes', undefined, 200],
     ['GET', '/openapi.json', undefined, 200],
+    // methodcall has no read: answered by the gateway, nothing sent.
+    ['GET', '/tasks/warehouse/27', undefined, 501],
     ['GET', '/cancel', undefined, 405],
+    ['POST', '/tasks/warehouse/27', undefined, 405],
     ['GET', '/no-such-endpoint', undefined, 404],
   ])('runs app middleware for %s %s', async (method, path, body, status) => {
     const res = await fetch(`${fronted.url}${path}`, {

@@ -8,6 +8,7 @@ import { ERROR_CODES, type ErrorCode } from '../../src/core/error-codes';
 import { httpStatusOf } from '../../src/core/outcome';
 import { CancelRequestSchema } from '../../src/core/request';
 import { UnifiedResultSchema } from '../../src/core/result-schema';
+import { startDynRestSimulator, type DynRestSimulator } from '../../src/simulators/dyn-rest';
 import {
   startMethodcallSimulator,
   type MethodcallSimulator,
@@ -63,6 +64,12 @@ async function resolvedDocument(url: string): Promise<Json> {
 
 /** A JSON Schema of the document as a zod schema, to check values the way a client would. */
 const fromDocument = (schema: Json) => z.fromJSONSchema(schema);
+
+/** The path of the task read, as the document names it. */
+const TASKS = '/tasks/{target}/{taskId}';
+
+/** The one method each documented path takes. */
+const methodOf = (p: string): string => (p.startsWith('/cancel') ? 'post' : 'get');
 
 const operations = (doc: Json): [string, string, Json][] =>
   Object.entries(doc.paths as Json).flatMap(([p, item]) =>
@@ -128,20 +135,30 @@ function codesUnder(doc: Json, p: string, method: string, status: number): strin
   );
 }
 
-/** One request per request-body example of an operation (one without a body if it has none). */
+/**
+ * One request per request-body example of an operation (one without a body if it has none), to
+ * the operation's path with its path parameters' examples filled in.
+ */
 function exampleRequests(
   op: Json,
   withHeader: (name: string) => boolean,
-): { headers: Record<string, string>; body?: unknown }[] {
+  p = '',
+): { path: string; headers: Record<string, string>; body?: unknown }[] {
   const headers: Record<string, string> = {};
+  let path = p;
   for (const param of (op.parameters ?? []) as Json[]) {
     if (param.in === 'header' && param.example !== undefined && withHeader(param.name)) {
       headers[param.name] = param.example;
     }
+    if (param.in === 'path') {
+      expect([param.name, param.example]).toEqual([param.name, expect.any(String)]);
+      path = path.replace(`{${param.name}}`, encodeURIComponent(param.example as string));
+    }
   }
   const media = op.requestBody?.content['application/json'] as Json | undefined;
-  if (media === undefined) return [{ headers }];
+  if (media === undefined) return [{ path, headers }];
   return Object.values((media.examples ?? {}) as Json).map((e: Json) => ({
+    path,
     headers: { ...headers, 'content-type': 'application/json' },
     body: e.value,
   }));
@@ -159,6 +176,7 @@ function keysNamed(value: unknown, name: string): unknown[] {
 const plain = { retry: { attempts: 1 }, circuitBreaker: { failureThreshold: 1000 } };
 
 let sim: MethodcallSimulator;
+let dyn: DynRestSimulator;
 let open: TestGateway;
 let secured: TestGateway;
 let faulty: TestGateway;
@@ -171,11 +189,25 @@ const failOnDemand: RequestHandler = (req, _res, next) => {
 
 beforeAll(async () => {
   sim = await startMethodcallSimulator();
+  dyn = await startDynRestSimulator();
   const providers = {
     wh: { type: 'methodcall', url: sim.taskUrl, ...plain },
     'wh-2': { type: 'methodcall', url: sim.taskUrl, ...plain },
+    // Dyn reads tasks: the read's examples use this route.
+    'dns-rest': {
+      type: 'dyn-rest',
+      baseUrl: dyn.baseUrl,
+      customerName: 'acme',
+      userName: 'api-user',
+      password: 'sim-password',
+      ...plain,
+    },
   };
-  const routes = { warehouse: { provider: 'wh' }, 'warehouse-west': { provider: 'wh-2' } };
+  const routes = {
+    warehouse: { provider: 'wh' },
+    'warehouse-west': { provider: 'wh-2' },
+    dns: { provider: 'dns-rest' },
+  };
   open = await startTestGateway({ providers, routes });
   secured = await startTestGateway(
     {
@@ -208,10 +240,12 @@ afterAll(async () => {
   await secured.close();
   await faulty.close();
   await sim.close();
+  await dyn.close();
 });
 
 beforeEach(() => {
   sim.reset();
+  dyn.reset();
 });
 
 describe('GET /openapi.json without auth', () => {
@@ -229,6 +263,7 @@ describe('GET /openapi.json without auth', () => {
       '/openapi.json',
       '/readyz',
       '/routes',
+      TASKS,
     ]);
   });
 
@@ -255,7 +290,14 @@ describe('GET /openapi.json without auth', () => {
   it('lists every error code of the vocabulary under its status on /cancel', async () => {
     const document = await fetchDocument(open.url);
     const answerable = (Object.keys(ERROR_CODES) as ErrorCode[]).filter(
-      (code) => !['NOT_FOUND', 'METHOD_NOT_ALLOWED', 'UNAUTHORIZED', 'FORBIDDEN'].includes(code),
+      (code) =>
+        ![
+          'NOT_FOUND',
+          'METHOD_NOT_ALLOWED',
+          'UNAUTHORIZED',
+          'FORBIDDEN',
+          'OPERATION_NOT_SUPPORTED',
+        ].includes(code),
     );
     for (const code of answerable) {
       const status = httpStatusOf(ERROR_CODES[code], code);
@@ -274,6 +316,51 @@ describe('GET /openapi.json without auth', () => {
       'MethodNotAllowed',
       'NotFound',
     ]);
+    // Every protocol cancels: only a read can be not_supported.
+    expect(Object.keys(document.paths['/cancel'].post.responses)).not.toContain('501');
+  });
+
+  it('lists exactly the error codes a task read can answer, each under its status', async () => {
+    const document = await fetchDocument(open.url);
+    const responses = document.paths[TASKS].get.responses as Json;
+    const listed = Object.keys(responses).flatMap((status) =>
+      codesUnder(document, TASKS, 'get', Number(status)).map((code) => [code, Number(status)]),
+    );
+    // What a read cannot answer: it has no body, cancels nothing, and methodcall never reads.
+    const impossible = new Set<string>([
+      'MALFORMED_JSON',
+      'UNSUPPORTED_MEDIA_TYPE',
+      'NOT_FOUND',
+      'METHOD_NOT_ALLOWED',
+      'IDEMPOTENCY_KEY_REUSED',
+      'IDEMPOTENCY_KEY_IN_FLIGHT',
+      'PAYLOAD_TOO_LARGE',
+      'UNAUTHORIZED',
+      'FORBIDDEN',
+      'GONE_AFTER_TIMEOUT',
+      'TASK_AT_PORT',
+      'TASK_NOT_CANCELABLE',
+      'TASK_ALREADY_FINISHED',
+      'TASK_BLOCKED',
+      'UPSTREAM_INTERNAL_ERROR',
+      'JOB_NOT_CONFIRMED',
+    ]);
+    const expected = (Object.keys(ERROR_CODES) as ErrorCode[]).filter((c) => !impossible.has(c));
+    expect(listed.sort()).toEqual(
+      expected.map((code) => [code, httpStatusOf(ERROR_CODES[code], code)]).sort(),
+    );
+    expect(responses['200'].content['application/json'].examples.found.value).toMatchObject({
+      ok: true,
+      outcome: 'found',
+      protocol: 'dyn-rest',
+      task: { status: 'running' },
+    });
+    // The not_supported example is a route that cannot read, with nothing sent.
+    const unsupported = responses['501'].content['application/json'].examples;
+    expect(unsupported.OPERATION_NOT_SUPPORTED.value).toMatchObject({
+      protocol: 'methodcall',
+      attempts: [],
+    });
   });
 
   it('documents every request header the gateway reads, with the limits it applies', async () => {
@@ -293,6 +380,19 @@ describe('GET /openapi.json without auth', () => {
     expect(cancel['Idempotency-Key'].schema).toMatchObject({ minLength: 1, maxLength: 255 });
     expect(cancel.traceparent.description).toMatch(/Continued/);
     expect(headers(document.paths['/cancel/batch'].post)['Idempotency-Key']).toBeUndefined();
+    // A read takes no body and no Idempotency-Key; its path parameters carry the body's rules.
+    const read = headers(document.paths[TASKS].get);
+    expect(read['Idempotency-Key']).toBeUndefined();
+    expect(read.target).toMatchObject({
+      in: 'path',
+      required: true,
+      schema: { type: 'string', pattern: '^[a-z0-9][a-z0-9_-]{0,62}$' },
+    });
+    expect(read.taskId).toMatchObject({
+      in: 'path',
+      required: true,
+      schema: { type: 'string', maxLength: 20, pattern: '^[1-9][0-9]*$' },
+    });
   });
 
   it('gives examples that fit their own schemas: every request and every answer', async () => {
@@ -330,13 +430,18 @@ describe('GET /openapi.json without auth', () => {
       (r) => r.body as Json,
     );
     // One example per route, each with a task id the route accepts.
-    expect(cancelBodies.map((b) => b.target)).toEqual(['warehouse', 'warehouse-west']);
+    expect(cancelBodies.map((b) => b.target)).toEqual(['warehouse', 'warehouse-west', 'dns']);
     for (const body of cancelBodies) expect(CancelRequestSchema.safeParse(body).success).toBe(true);
     let sent = 0;
     for (const [p, method, op] of operations(document)) {
       // Idempotency-Key is per request; its example is sent on its own below.
-      for (const request of exampleRequests(op, (name) => name !== 'Idempotency-Key')) {
-        const answer = await send(`${open.url}${p}`, method, request.headers, request.body);
+      for (const request of exampleRequests(op, (name) => name !== 'Idempotency-Key', p)) {
+        const answer = await send(
+          `${open.url}${request.path}`,
+          method,
+          request.headers,
+          request.body,
+        );
         const body = expectDocumented(document, p, method, answer);
         expect([p, answer.status]).toEqual([p, 200]);
         if (p === '/cancel') {
@@ -345,16 +450,26 @@ describe('GET /openapi.json without auth', () => {
         if (p === '/cancel/batch') {
           expect(body.summary).toEqual({ canceled: cancelBodies.length });
         }
+        if (p === TASKS) {
+          expect(request.path).toBe('/tasks/dns/3001');
+          expect(body).toMatchObject({ outcome: 'found', task: { id: '3001' } });
+        }
         sent++;
       }
     }
-    expect(sent).toBe(8);
+    expect(sent).toBe(10);
     expect(sim.calls.map((c) => c.taskId).sort()).toEqual(['1001', '1002', '2001', '2002']);
+    expect(
+      dyn.calls
+        .filter((c) => c.path.includes('/Task/'))
+        .map((c) => c.method + ' ' + c.path)
+        .sort(),
+    ).toEqual(['DELETE /REST/Task/1003/', 'DELETE /REST/Task/2003/', 'GET /REST/Task/3001/']);
   });
 
   it('answers the Idempotency-Key example: replay for the same body, 422 for another', async () => {
     const document = await resolvedDocument(open.url);
-    const [first, second] = exampleRequests(document.paths['/cancel'].post, () => true);
+    const [first, second] = exampleRequests(document.paths['/cancel'].post, () => true, '/cancel');
     expect(first!.headers['Idempotency-Key']).toEqual(expect.any(String));
     const url = `${open.url}/cancel`;
     const answers = [
@@ -454,6 +569,54 @@ describe('every status an endpoint answers is documented with its schema', () =>
     path?: string;
     run(url: string): Promise<Answer>;
   }[] = [
+    {
+      name: 'a read with a bad task id',
+      status: 400,
+      code: 'INVALID_REQUEST',
+      path: TASKS,
+      run: (url) => send(`${url}/tasks/dns/0`, 'get'),
+    },
+    {
+      name: 'a read of a task the upstream does not know',
+      status: 404,
+      code: 'TASK_NOT_FOUND',
+      path: TASKS,
+      run: (url) => {
+        dyn.setBehaviour(801, { kind: 'not-found' });
+        return send(`${url}/tasks/dns/801`, 'get');
+      },
+    },
+    {
+      name: 'a read on an unknown target',
+      status: 422,
+      code: 'UNKNOWN_TARGET',
+      path: TASKS,
+      run: (url) => send(`${url}/tasks/no-such-target/802`, 'get'),
+    },
+    {
+      name: 'a read on a route that cannot read',
+      status: 501,
+      code: 'OPERATION_NOT_SUPPORTED',
+      path: TASKS,
+      run: (url) => send(`${url}/tasks/warehouse/803`, 'get'),
+    },
+    {
+      name: 'a read with an unusable upstream answer',
+      status: 502,
+      code: 'UPSTREAM_BAD_RESPONSE',
+      path: TASKS,
+      run: (url) => {
+        dyn.setBehaviour(804, { kind: 'malformed' });
+        return send(`${url}/tasks/dns/804`, 'get');
+      },
+    },
+    {
+      name: 'an internal error on a read',
+      status: 500,
+      code: 'INTERNAL_ERROR',
+      path: TASKS,
+      run: (url) => send(`${url}/tasks/dns/805`, 'get', { 'x-test-fail': '1' }),
+    },
     {
       name: 'a missing field',
       status: 400,
@@ -614,7 +777,7 @@ describe('every status an endpoint answers is documented with its schema', () =>
   });
 
   it.each(cases)('$status for $name', async ({ status, code, path: p = '/cancel', run }) => {
-    const method = p === '/routes' ? 'get' : 'post';
+    const method = methodOf(p);
     const answer = await run(faulty.url);
     expect(answer.status).toBe(status);
     const body = expectDocumented(document, p, method, answer);
@@ -630,14 +793,15 @@ describe('GET /openapi.json with auth', () => {
     const needKey = operations(document)
       .filter(([, , op]) => op.security !== undefined)
       .map(([p]) => p);
-    expect(needKey.sort()).toEqual(['/cancel', '/cancel/batch', '/routes']);
+    expect(needKey.sort()).toEqual(['/cancel', '/cancel/batch', '/routes', TASKS]);
     for (const p of needKey) {
-      const method = p === '/routes' ? 'get' : 'post';
+      const method = methodOf(p);
       expect(document.paths[p][method].security).toEqual([{ bearer: [] }, { apiKey: [] }]);
       expect(codesUnder(document, p, method, 401)).toEqual(['UNAUTHORIZED']);
     }
-    // A key is limited to some targets, so a cancel can be forbidden.
+    // A key is limited to some targets, so a cancel or a read can be forbidden.
     expect(codesUnder(document, '/cancel', 'post', 403)).toEqual(['FORBIDDEN']);
+    expect(codesUnder(document, TASKS, 'get', 403)).toEqual(['FORBIDDEN']);
   });
 
   it('answers an unauthenticated example 401 as documented, and a keyed one as before', async () => {
@@ -645,8 +809,8 @@ describe('GET /openapi.json with auth', () => {
     let sent = 0;
     for (const [p, method, op] of operations(document)) {
       if (op.security === undefined) continue;
-      for (const request of exampleRequests(op, (name) => name !== 'Idempotency-Key')) {
-        const url = `${secured.url}${p}`;
+      for (const request of exampleRequests(op, (name) => name !== 'Idempotency-Key', p)) {
+        const url = `${secured.url}${request.path}`;
         const refused = await send(url, method, request.headers, request.body);
         expect([p, refused.status]).toEqual([p, 401]);
         expect(expectDocumented(document, p, method, refused).error.code).toBe('UNAUTHORIZED');
@@ -657,8 +821,8 @@ describe('GET /openapi.json with auth', () => {
         sent++;
       }
     }
-    // Both /cancel examples, the batch example and /routes.
-    expect(sent).toBe(4);
+    // The three /cancel examples, the batch example, /routes and the read.
+    expect(sent).toBe(6);
     const forbidden = await send(
       `${secured.url}/cancel`,
       'post',

@@ -108,7 +108,17 @@ it('never shows a password, token or API key in any log line or response', async
     },
     headers: key,
   });
-  for (const path of ['/routes', '/readyz', '/metrics', '/openapi.json', '/healthz', '/nope']) {
+  for (const path of [
+    '/tasks/dns/13',
+    '/tasks/dns-soap/14',
+    '/tasks/warehouse/15',
+    '/routes',
+    '/readyz',
+    '/metrics',
+    '/openapi.json',
+    '/healthz',
+    '/nope',
+  ]) {
     await call(path, { headers: key });
   }
   await gateway.close(); // logout lines, drain lines
@@ -123,7 +133,7 @@ it('never shows a password, token or API key in any log line or response', async
   ];
   expect(tokens.length).toBeGreaterThanOrEqual(4);
   expect(gateway.logs.raw.some((l) => l.includes('"level":"debug"'))).toBe(true);
-  expect(responses).toHaveLength(18);
+  expect(responses).toHaveLength(21);
   const secrets = [
     DYN_PASSWORD,
     WRONG_PASSWORD,

@@ -1,4 +1,4 @@
-import { OUTCOME_HTTP_STATUS } from '../../src/core/outcome';
+import { isOkOutcome, OUTCOME_HTTP_STATUS, type Outcome } from '../../src/core/outcome';
 
 /** Asserts the unified result shape on any gateway answer. */
 export function expectUnifiedShape(body: Record<string, unknown>, status: number): void {
@@ -6,7 +6,7 @@ export function expectUnifiedShape(body: Record<string, unknown>, status: number
   expect(Object.keys(OUTCOME_HTTP_STATUS)).toContain(body.outcome);
   expect(typeof body.retryable).toBe('boolean');
   expect(typeof body.requestId).toBe('string');
-  expect(body.ok).toBe(body.outcome === 'canceled');
+  expect(body.ok).toBe(isOkOutcome(body.outcome as Outcome));
   if (body.ok !== true) {
     const error = body.error as { code?: unknown; message?: unknown };
     expect(error.code).toMatch(/^[A-Z][A-Z0-9_]+$/);
