@@ -13,6 +13,7 @@ import type { Logger } from './observability/logger';
 import { createMetrics } from './observability/metrics';
 import { createTracing, type Tracing } from './observability/tracing';
 import { systemClock, type Clock } from './resilience/clock';
+import { createReconciler, keptJobSessionMs, type Reconciler } from './routing/reconcile';
 import { abortInFlight, buildRuntime, type Runtime } from './routing/runtime';
 import { openState } from './state/open';
 
@@ -78,10 +79,17 @@ export async function startGateway(options: StartOptions): Promise<RunningGatewa
         logger.warn({ err }, 'the last spans could not be exported');
       },
     });
+  const { reconcileSeconds } = config.state;
+  // The reconciler needs the runtime, which needs the store: timeouts reach it once it exists
+  // (none can happen before the server listens).
+  let reconciler: Reconciler | undefined;
   const { store, replay } = await openState(config.state, {
     logger,
     metrics,
     now: () => clock.now(),
+    onTimeout: (target, taskId, pending, requestId) => {
+      reconciler?.schedule(target, taskId, pending, requestId);
+    },
   });
   const deps = {
     logger,
@@ -91,6 +99,8 @@ export async function startGateway(options: StartOptions): Promise<RunningGatewa
     userAgent: `cancel-gateway/${VERSION}`,
     env,
     tracer: tracing.tracer,
+    // A Dyn job still running at its cancel's deadline keeps its session for the reconciler.
+    ...(reconcileSeconds > 0 ? { keepJobSessionsMs: keptJobSessionMs(reconcileSeconds) } : {}),
   };
   // Auth first: a config whose auth cannot compile must not start providers that nobody closes.
   const build = async (next: LoadedConfig, previous?: ActiveConfig): Promise<ActiveConfig> => {
@@ -114,6 +124,17 @@ export async function startGateway(options: StartOptions): Promise<RunningGatewa
     metrics,
     watch: options.watchConfig !== false,
   });
+  if (reconcileSeconds > 0) {
+    reconciler = createReconciler({
+      store,
+      memory: replay,
+      runtime: () => reloader.current().runtime,
+      logger,
+      metrics,
+      clock,
+      reconcileSeconds,
+    });
+  }
   metrics.observeCircuits(() =>
     [...reloader.current().runtime.providers.values()].map((p) => [p.name, p.circuitState()]),
   );
@@ -136,6 +157,7 @@ export async function startGateway(options: StartOptions): Promise<RunningGatewa
   } catch (err) {
     // Nothing was served: close what was opened, so the process can exit with the one line.
     reloader.stop();
+    await reconciler?.stop();
     await reloader.current().runtime.close(0);
     await store.close();
     await tracing.shutdown();
@@ -149,6 +171,8 @@ export async function startGateway(options: StartOptions): Promise<RunningGatewa
     windowMs: () => reloader.current().runtime.loaded.config.server.drainWindowMs,
     cutOff: () => abortInFlight(reloader.current().runtime),
     async closed() {
+      // Before the providers close: its attempts hold them, and their kept sessions log out then.
+      await reconciler?.stop();
       await reloader.current().runtime.close(0);
       await store.close();
       await tracing.shutdown();

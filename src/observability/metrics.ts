@@ -31,6 +31,8 @@ export interface Metrics {
   authFailures: Counter<'reason'>;
   stateStoreErrors: Counter<'operation'>;
   upstreamAuthFailures: Counter<'provider'>;
+  /** Background confirmations of timed-out cancels, by how each ended. */
+  reconciliations: Counter<'provider' | 'result'>;
   /** Where `gateway_circuit_state` reads the providers' circuits from at each scrape. */
   observeCircuits(source: () => Iterable<readonly [string, CircuitState]>): void;
   /** Text exposition for `GET /metrics`. */
@@ -126,9 +128,19 @@ export function createMetrics(): Metrics {
     labelNames: ['provider'] as const,
     registers: [registry],
   });
+  const reconciliations = new Counter({
+    name: 'gateway_reconciliations_total',
+    help:
+      'Background confirmations of cancels that timed out, by provider and result: canceled, ' +
+      'pending, finished, gone (settled), expired (state.reconcileSeconds ran out), abandoned ' +
+      '(provider gone), dropped (queue full), stopped (shutdown).',
+    labelNames: ['provider', 'result'] as const,
+    registers: [registry],
+  });
   return {
     registry,
     stateStoreErrors,
+    reconciliations,
     upstreamAuthFailures,
     cancelRequests,
     cancelDuration,

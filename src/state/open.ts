@@ -3,7 +3,7 @@ import type { Logger } from '../observability/logger';
 import type { Metrics } from '../observability/metrics';
 import { createMemoryStore } from './memory-store';
 import { createRedisStore } from './redis-store';
-import { createCancelMemory, type CancelMemory } from './replay';
+import { createCancelMemory, type CancelMemory, type TimeoutHook } from './replay';
 import type { StateStore } from './store';
 
 /** The shared state of one gateway: it outlives reloads (`state.*` applies at restart). */
@@ -17,6 +17,8 @@ export interface OpenStateOptions {
   metrics: Metrics;
   /** Monotonic milliseconds (the gateway's clock), for TTLs kept in the process and waits. */
   now: () => number;
+  /** Told of each remembered timeout that its provider can confirm later (the reconciler). */
+  onTimeout?: TimeoutHook;
 }
 
 /** Opens the configured store (memory or Redis) and the cancel memory on top of it. */
@@ -24,7 +26,7 @@ export async function openState(
   cfg: GatewayConfig['state'],
   options: OpenStateOptions,
 ): Promise<GatewayState> {
-  const { logger, metrics, now } = options;
+  const { logger, metrics, now, onTimeout } = options;
   const store =
     cfg.store === 'memory' || cfg.redisUrl === undefined
       ? // TTLs are differences of time, so the monotonic clock serves (and tests can move it).
@@ -38,5 +40,9 @@ export async function openState(
             metrics.stateStoreErrors.inc({ operation });
           },
         });
-  return { store, replay: createCancelMemory(store, cfg.rememberSeconds, { now }) };
+  const replay = createCancelMemory(store, cfg.rememberSeconds, {
+    now,
+    ...(onTimeout === undefined ? {} : { onTimeout }),
+  });
+  return { store, replay };
 }

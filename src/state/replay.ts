@@ -1,5 +1,11 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { gatewayFailure, type Answer, type UnifiedResult } from '../core/result';
+import {
+  gatewayFailure,
+  type Answer,
+  type PendingConfirmation,
+  type UnifiedResult,
+} from '../core/result';
+import type { UnifiedTask } from '../core/task';
 import { LEASE_MS } from './lease';
 import type { FlightTimings, Lease, OutcomeChange, Remembered, StateStore } from './store';
 
@@ -42,7 +48,35 @@ export interface CancelMemory {
     call: () => Promise<Answer>,
     options?: RunOptions,
   ): Promise<Answer>;
+  /**
+   * Remembers a cancel a background confirmation found applied, as a confirmed cancel answered
+   * by the upstream is remembered: repeats replay it (`replayed: true`, with the task).
+   */
+  rememberConfirmed(target: string, taskId: string, confirmed: ConfirmedCancel): Promise<void>;
+  /**
+   * Forgets a remembered timeout (or unfinished attempt) of `(target, taskId)` once the upstream
+   * showed it changed nothing; a remembered confirmed cancel stays.
+   */
+  forgetUnsure(target: string, taskId: string): Promise<void>;
 }
+
+/** What a confirmed cancel keeps beyond its key. */
+export interface ConfirmedCancel {
+  provider?: string;
+  protocol?: string;
+  task?: UnifiedTask;
+}
+
+/**
+ * Told when the owner of a cancel's call got an ambiguous timeout that its provider can confirm
+ * later (`Answer.pending`), once that timeout is remembered; `requestId` is the owner's request.
+ */
+export type TimeoutHook = (
+  target: string,
+  taskId: string,
+  pending: PendingConfirmation,
+  requestId: string,
+) => void;
 
 /** Tuning of {@link createCancelMemory}; the defaults are the documented ones. */
 export interface CancelMemoryOptions {
@@ -50,6 +84,8 @@ export interface CancelMemoryOptions {
   now?: () => number;
   /** Lease of a flight's owner (renewed while its call runs). */
   leaseMs?: number;
+  /** Called by the flight's owner only, so a timeout shared by several callers is told once. */
+  onTimeout?: TimeoutHook;
 }
 
 /** Task states that mean "canceled" (Dyn's spelling and the British one). */
@@ -67,6 +103,15 @@ function alreadyCanceled(body: UnifiedResult): boolean {
     status !== undefined &&
     CANCELED_STATES.has(status)
   );
+}
+
+/** What a remembered confirmed cancel keeps: only what its key does not already say. */
+function confirmedOf(fields: ConfirmedCancel): Remembered {
+  const kept: Remembered = { kind: 'canceled' };
+  if (fields.provider !== undefined) kept.provider = fields.provider;
+  if (fields.protocol !== undefined) kept.protocol = fields.protocol;
+  if (fields.task !== undefined) kept.task = fields.task;
+  return kept;
 }
 
 /** A conflict answer turned into the confirmed cancel it is (same call, same attempts). */
@@ -128,6 +173,7 @@ type Waited =
   | { kind: 'late' }
   | { kind: 'unavailable' };
 
+/** The cancel memory of one gateway on `store`; confirmed cancels live `rememberSeconds`. */
 export function createCancelMemory(
   store: StateStore,
   rememberSeconds: number,
@@ -144,6 +190,8 @@ export function createCancelMemory(
   /** The owner's part: call, read the answer against what was remembered, publish, release. */
   async function own(
     key: string,
+    target: string,
+    taskId: string,
     lease: Lease | undefined,
     remembered: Remembered | undefined,
     call: () => Promise<Answer>,
@@ -160,11 +208,7 @@ export function createCancelMemory(
     const { body } = answer;
     let change: OutcomeChange;
     if (body.outcome === 'canceled') {
-      const kept: Remembered = { kind: 'canceled' };
-      if (body.provider !== undefined) kept.provider = body.provider;
-      if (body.protocol !== undefined) kept.protocol = body.protocol;
-      if (body.task !== undefined) kept.task = body.task;
-      change = { remember: kept };
+      change = { remember: confirmedOf(body) };
     } else if (answer.ambiguous === true) {
       change = { remember: { kind: 'timeout', at: new Date().toISOString() } };
     } else if (isUnsure(remembered)) {
@@ -182,6 +226,15 @@ export function createCancelMemory(
       change = lease === undefined ? { keep: true } : { clearTrace: true };
     }
     await store.finishFlight(key, lease, answer, change, timings);
+    // After the timeout is remembered, so that what a confirmation finds replaces it.
+    if (answer.ambiguous === true && answer.pending !== undefined) {
+      try {
+        options.onTimeout?.(target, taskId, answer.pending, body.requestId);
+      } catch {
+        // A confirmation that cannot be scheduled leaves the timeout as it is: the caller's
+        // answer must not depend on it.
+      }
+    }
     return answer;
   }
 
@@ -213,8 +266,8 @@ export function createCancelMemory(
       const start = await store.beginFlight(key, new Date().toISOString(), timings);
       if ('replay' in start) return replayOf(start.replay, target, taskId, requestId);
       // Degraded: per-process single-flight only, nothing known of earlier attempts.
-      if ('unavailable' in start) return own(key, undefined, undefined, call);
-      if ('owner' in start) return own(key, start.owner, start.remembered, call);
+      if ('unavailable' in start) return own(key, target, taskId, undefined, undefined, call);
+      if ('owner' in start) return own(key, target, taskId, start.owner, start.remembered, call);
       // The holder's lease just expired between the claim and its read: claim again.
       if (start.heldBy === undefined) continue;
       const waited = await waitFor(key, start.heldBy, until);
@@ -222,7 +275,7 @@ export function createCancelMemory(
         case 'answer':
           return waited.answer;
         case 'unavailable':
-          return own(key, undefined, undefined, call);
+          return own(key, target, taskId, undefined, undefined, call);
         case 'late':
           return {
             body: gatewayFailure(
@@ -239,10 +292,17 @@ export function createCancelMemory(
           continue;
       }
     }
-    return own(key, undefined, undefined, call);
+    return own(key, target, taskId, undefined, undefined, call);
   }
 
   return {
+    async rememberConfirmed(target, taskId, confirmed) {
+      await store.rememberOutcome(`${target}:${taskId}`, confirmedOf(confirmed), rememberSeconds);
+    },
+    async forgetUnsure(target, taskId) {
+      const key = `${target}:${taskId}`;
+      if (isUnsure(await store.getOutcome(key))) await store.forgetOutcome(key);
+    },
     async run(target, taskId, requestId, call, runOptions = {}) {
       const key = `${target}:${taskId}`;
       const shared = inFlight.get(key);

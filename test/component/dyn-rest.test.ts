@@ -483,7 +483,7 @@ describe('jobs', () => {
     await sim.waitUntil(() => logouts().some((c) => tokenOf(c) === used));
   });
 
-  it('answers 504 JOB_NOT_CONFIRMED when the job never finishes, and drops that session', async () => {
+  it('answers 504 JOB_NOT_CONFIRMED when the job never finishes, and keeps that session for the confirmation until shutdown', async () => {
     sim.setBehaviour(802, { kind: 'job-never-finishes' });
     const res = await cancel('dns', 802);
     expect(res.status).toBe(504);
@@ -496,10 +496,32 @@ describe('jobs', () => {
     expect(deletes(802)).toHaveLength(1);
     expect(polls().length).toBeGreaterThanOrEqual(1);
     const busy = tokenOf(deletes(802)[0]);
-    await sim.waitUntil(() => logouts().some((c) => tokenOf(c) === busy));
-    // The next cancel does not reuse the session whose job may still run.
+    // The next cancel does not reuse the session whose job may still run…
     expect((await cancel('dns', 803)).status).toBe(200);
     expect(tokenOf(deletes(803)[0])).not.toBe(busy);
+    // …which is kept, not logged out: the background confirmation polls the job on it.
+    await sim.waitUntil(() => polls().filter((c) => tokenOf(c) === busy).length > 1);
+    expect(logouts().map(tokenOf)).not.toContain(busy);
+    await gateway.close();
+    expect(logouts().map(tokenOf)).toContain(busy);
+  });
+
+  it('logs a kept job session out once state.reconcileSeconds (and the confirmation) is over', async () => {
+    await gateway.close();
+    gateway = await startTestGateway(
+      { ...config(sim), state: { reconcileSeconds: 1 } },
+      { DYN_PASSWORD: PASSWORD },
+    );
+    sim.setBehaviour(807, { kind: 'job-never-finishes' });
+    const res = await cancel('dns-fast', 807);
+    expect(res.body.error.code).toBe('JOB_NOT_CONFIRMED');
+    const kept = tokenOf(deletes(807)[0]);
+    await gateway.logs.waitFor((l) => l.msg === 'timeout settled' && l.taskId === '807');
+    expect(gateway.logs.lines()).toContainEqual(
+      expect.objectContaining({ msg: 'timeout settled', result: 'expired' }),
+    );
+    await sim.waitUntil(() => logouts().some((c) => tokenOf(c) === kept));
+    expect(deletes(807)).toHaveLength(1);
   });
 });
 

@@ -1,8 +1,8 @@
 import type { ErrorCode } from '../../../src/core/error-codes';
-import type { Answer } from '../../../src/core/result';
+import type { Answer, PendingConfirmation } from '../../../src/core/result';
 import { createMemoryStore } from '../../../src/state/memory-store';
 import { createRedisStore } from '../../../src/state/redis-store';
-import { createCancelMemory, type CancelMemory } from '../../../src/state/replay';
+import { createCancelMemory, type CancelMemory, type TimeoutHook } from '../../../src/state/replay';
 import type { StateStore } from '../../../src/state/store';
 import { captureLogger } from '../../helpers/gateway';
 import { startRedis, type RedisServer } from '../../helpers/redis';
@@ -116,6 +116,105 @@ it('without an earlier timeout, "already canceled" stays a conflict', async () =
   expect(calls).toBe(2);
 });
 
+describe('timeouts a background confirmation can settle', () => {
+  const pendingTimeout: Answer = { ...timedOut, pending: { provider: 'dns-rest', jobId: '42' } };
+  let told: { target: string; taskId: string; pending: PendingConfirmation; requestId: string }[];
+  let store: StateStore;
+  /** What the store holds for the task when the hook is told. */
+  let heldWhenTold: unknown[];
+
+  beforeEach(() => {
+    told = [];
+    heldWhenTold = [];
+    store = createMemoryStore(100);
+    memory = createCancelMemory(store, 3600, {
+      onTimeout: (target, taskId, pending, requestId) => {
+        told.push({ target, taskId, pending, requestId });
+        void store.getOutcome(`${target}:${taskId}`).then((o) => heldWhenTold.push(o));
+      },
+    });
+  });
+
+  it('tells the hook once per shared call, with the owner’s request id, once the timeout is remembered', async () => {
+    const slow = (): Promise<Answer> =>
+      new Promise((resolve) => {
+        setImmediate(() => {
+          resolve(pendingTimeout);
+        });
+      });
+    const answers = await Promise.all([
+      memory.run('dns', '7', 'r-a', slow),
+      memory.run('dns', '7', 'r-b', slow),
+    ]);
+    expect(answers.map((a) => a.body.requestId)).toEqual(['r-a', 'r-b']);
+    expect(told).toEqual([
+      {
+        target: 'dns',
+        taskId: '7',
+        pending: { provider: 'dns-rest', jobId: '42' },
+        requestId: 'r-0',
+      },
+    ]);
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(heldWhenTold).toEqual([expect.objectContaining({ kind: 'timeout' })]);
+  });
+
+  it('is not told of a timeout with nothing to confirm, nor of other answers', async () => {
+    await memory.run('dns', '7', 'r-1', () => Promise.resolve(timedOut));
+    await memory.run('dns', '8', 'r-2', () =>
+      Promise.resolve(finished('TASK_NOT_CANCELABLE', 'x')),
+    );
+    expect(told).toEqual([]);
+  });
+
+  it('answers the caller even when the hook throws', async () => {
+    memory = createCancelMemory(store, 3600, {
+      onTimeout: () => {
+        throw new Error('the reconciler is broken');
+      },
+    });
+    const answer = await memory.run('dns', '7', 'r-1', () => Promise.resolve(pendingTimeout));
+    expect(answer.body.outcome).toBe('timeout');
+  });
+
+  it('rememberConfirmed: a repeat replays the confirmed cancel with its task, without a call', async () => {
+    await memory.run('dns', '7', 'r-0', () => Promise.resolve(pendingTimeout));
+    await memory.rememberConfirmed('dns', '7', {
+      provider: 'dns-rest',
+      protocol: 'dyn-rest',
+      task: { id: '7', status: 'canceled' },
+    });
+    let called = false;
+    const repeat = await memory.run('dns', '7', 'r-9', () => {
+      called = true;
+      return Promise.resolve(timedOut);
+    });
+    expect(called).toBe(false);
+    expect(repeat.body).toEqual({
+      ok: true,
+      outcome: 'canceled',
+      retryable: false,
+      requestId: 'r-9',
+      target: 'dns',
+      provider: 'dns-rest',
+      protocol: 'dyn-rest',
+      taskId: '7',
+      task: { id: '7', status: 'canceled' },
+      attempts: [],
+      replayed: true,
+    });
+  });
+
+  it('forgetUnsure forgets a timeout but never a confirmed cancel', async () => {
+    await memory.run('dns', '7', 'r-0', () => Promise.resolve(pendingTimeout));
+    await memory.forgetUnsure('dns', '7');
+    expect(await store.getOutcome('dns:7')).toBeUndefined();
+    await memory.rememberConfirmed('dns', '8', { provider: 'dns-rest' });
+    await memory.forgetUnsure('dns', '8');
+    expect(await store.getOutcome('dns:8')).toEqual({ kind: 'canceled', provider: 'dns-rest' });
+  });
+});
+
 describe('across replicas (two processes’ memories on one Redis)', () => {
   let redis: RedisServer;
   const stores: StateStore[] = [];
@@ -131,14 +230,23 @@ describe('across replicas (two processes’ memories on one Redis)', () => {
     for (const store of stores.splice(0)) await store.close();
   });
 
-  async function replica(leaseMs = 5_000): Promise<{ store: StateStore; memory: CancelMemory }> {
+  async function replica(
+    leaseMs = 5_000,
+    onTimeout?: TimeoutHook,
+  ): Promise<{ store: StateStore; memory: CancelMemory }> {
     const store = await createRedisStore({
       url: redis.url,
       prefix: `replay-${prefix}:`,
       logger: captureLogger().logger,
     });
     stores.push(store);
-    return { store, memory: createCancelMemory(store, 3600, { leaseMs }) };
+    return {
+      store,
+      memory: createCancelMemory(store, 3600, {
+        leaseMs,
+        ...(onTimeout === undefined ? {} : { onTimeout }),
+      }),
+    };
   }
   beforeEach(() => {
     prefix++;
@@ -248,5 +356,20 @@ describe('across replicas (two processes’ memories on one Redis)', () => {
     upstream.release();
     expect((await owner).body.outcome).toBe('canceled');
     expect(upstream.calls()).toBe(1);
+  });
+
+  it('tells the hook of a timeout raced on two replicas once: on the owner', async () => {
+    const told: string[] = [];
+    const a = await replica(5_000, (_t, _id, _p, requestId) => told.push(`a ${requestId}`));
+    const b = await replica(5_000, (_t, _id, _p, requestId) => told.push(`b ${requestId}`));
+    const upstream = held({ ...timedOut, pending: { provider: 'dns-rest' } });
+    const first = a.memory.run('dns', '7', 'r-a', upstream.call);
+    await upstream.running;
+    const second = b.memory.run('dns', '7', 'r-b', upstream.call);
+    upstream.release();
+    const answers = await Promise.all([first, second]);
+    expect(answers.map((x) => x.body.outcome)).toEqual(['timeout', 'timeout']);
+    expect(upstream.calls()).toBe(1);
+    expect(told).toEqual(['a r-0']);
   });
 });
