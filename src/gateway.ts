@@ -123,6 +123,7 @@ export async function startGateway(options: StartOptions): Promise<RunningGatewa
     logger,
     metrics,
     watch: options.watchConfig !== false,
+    projectRoot: PROJECT_ROOT,
   });
   if (reconcileSeconds > 0) {
     reconciler = createReconciler({

@@ -4,7 +4,7 @@ import { watchConfigFile } from '../config/watch';
 import type { ActiveConfig, ReloadError } from '../http/context';
 import type { Logger } from '../observability/logger';
 import type { Metrics } from '../observability/metrics';
-import { handOver, providerChanges } from '../routing/runtime';
+import { handOver, providerChanges, providerFilesChanged } from '../routing/runtime';
 import { GRACE_WARNING, graceShortfall } from './drain';
 
 export type ReloadResult = { ok: true; version: string } | { ok: false; problems: string[] };
@@ -33,6 +33,8 @@ export interface ReloaderOptions {
   metrics: Metrics;
   /** Reload when the file (or its directory: ConfigMap symlink swaps) changes. */
   watch: boolean;
+  /** Relative file paths of provider settings (`tls`, a WSDL) resolve against it. */
+  projectRoot: string;
 }
 
 /** Names added, removed and changed between two records of settings. */
@@ -87,7 +89,10 @@ export function createReloader(options: ReloaderOptions): Reloader {
     if (!next.ok)
       return rejected(next.problems, 'config reload rejected; keeping the running config');
     const previous = current;
-    if (next.value.version === previous.runtime.loaded.version) {
+    if (
+      next.value.version === previous.runtime.loaded.version &&
+      !providerFilesChanged(previous.runtime, options.projectRoot)
+    ) {
       lastError = undefined;
       metrics.configReloads.inc({ result: 'unchanged' });
       logger.info({ configVersion: next.value.version }, 'config unchanged');

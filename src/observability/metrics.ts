@@ -83,7 +83,7 @@ export function createMetrics(): Metrics {
   });
   const upstreamRequests = new Counter({
     name: 'gateway_upstream_requests_total',
-    help: 'Upstream cancel attempts, by provider, protocol and result (the attempt outcome).',
+    help: 'Upstream attempts (cancels and task reads), by provider, protocol and result (the attempt outcome).',
     labelNames: ['provider', 'protocol', 'result'] as const,
     registers: [registry],
   });

@@ -1,3 +1,6 @@
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import type { GatewayConfig, ProviderConfig } from '../config/schema';
 import { createDynRestProvider } from './dyn/rest';
 import { createDynSoapProvider } from './dyn/soap';
@@ -73,4 +76,28 @@ export async function checkProviderFiles(
     }
   }
   return problems;
+}
+
+/**
+ * A digest of the files a provider's settings name (its `tls` files, a dyn-soap WSDL), as they
+ * are on disk now: a reload rebuilds a provider whose files changed even when its settings did
+ * not (a certificate renewed in place). An unreadable file counts as its own value; the build
+ * then reports it.
+ */
+export function providerFilesDigest(cfg: ProviderConfig, projectRoot: string): string {
+  const files = [cfg.tls.caFile, cfg.tls.certFile, cfg.tls.keyFile];
+  if (cfg.type === 'dyn-soap') files.push(cfg.wsdl);
+  const hash = createHash('sha256');
+  for (const file of files) {
+    if (file === undefined) {
+      hash.update('-\0');
+      continue;
+    }
+    try {
+      hash.update(readFileSync(path.resolve(projectRoot, file))).update('\0');
+    } catch {
+      hash.update(`unreadable ${file}\0`);
+    }
+  }
+  return hash.digest('hex');
 }

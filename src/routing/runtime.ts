@@ -4,7 +4,7 @@ import type { ProviderConfig } from '../config/schema';
 import type { CircuitState } from '../core/circuit';
 import type { ProviderOutcome } from '../core/provider-outcome';
 import type { Provider, ProviderDeps } from '../providers/provider';
-import { createProvider } from '../providers/registry';
+import { createProvider, providerFilesDigest } from '../providers/registry';
 import { breakerPolicy } from '../resilience/breaker';
 import { bulkheadPolicy } from '../resilience/bulkhead';
 import type { Deadline } from '../resilience/deadline';
@@ -119,6 +119,8 @@ class LiveProvider implements ProviderRuntime {
   private cut = false;
   /** The longest deadline of any route that used it, in any config that held it. */
   longestDeadlineMs = 0;
+  /** The files its settings name, as they were when it was built (`providerFilesDigest`). */
+  filesDigest = '';
   private closing: Promise<void> | undefined;
   private readonly policies: (attempt: Attempt, ctx: PolicyContext) => Promise<ProviderOutcome>;
   private readonly breaker: ReturnType<typeof breakerPolicy>;
@@ -324,12 +326,19 @@ export async function buildRuntime(
   try {
     for (const [name, cfg] of Object.entries(config.providers)) {
       const old = before?.entries.get(name);
-      if (old !== undefined && !old.closed && isDeepStrictEqual(old.config, cfg)) {
+      const filesDigest = providerFilesDigest(cfg, deps.projectRoot);
+      if (
+        old !== undefined &&
+        !old.closed &&
+        isDeepStrictEqual(old.config, cfg) &&
+        old.filesDigest === filesDigest
+      ) {
         entries.set(name, old);
         continue;
       }
       const provider = await createProvider(name, cfg, deps);
       const entry = new LiveProvider(name, cfg, provider, deps, lineage);
+      entry.filesDigest = filesDigest;
       fresh.push(entry);
       entries.set(name, entry);
     }
@@ -396,6 +405,18 @@ function cutOffAll(lineage: Lineage): number {
 }
 
 /** Which providers of `next` were taken over from `previous` as they were, and which were built. */
+/**
+ * True when a file some provider of `runtime` was built from (a `tls` file, a WSDL) is no longer
+ * what it read: a reload of an unchanged config file still rebuilds those providers.
+ */
+export function providerFilesChanged(runtime: Runtime, projectRoot: string): boolean {
+  const parts = partsOf.get(runtime);
+  if (parts === undefined) return false;
+  return [...parts.entries.values()].some(
+    (entry) => entry.filesDigest !== providerFilesDigest(entry.config, projectRoot),
+  );
+}
+
 export function providerChanges(
   previous: Runtime,
   next: Runtime,

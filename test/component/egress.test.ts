@@ -413,6 +413,24 @@ describe('check-config, start and reload refuse unusable TLS files', () => {
     );
   });
 
+  it('a reload re-reads the TLS files: a CA bundle replaced in place takes effect, the config file unchanged', async () => {
+    const caFile = path.join(pki.dir, 'rotated-ca.pem');
+    writeFileSync(caFile, pki.otherCa.cert);
+    const gw = await startTestGateway(providers({ caFile }));
+    try {
+      const refused = await cancel(gw, 'warehouse');
+      expect(refused.body).toMatchObject({ outcome: 'upstream_error' });
+      writeFileSync(caFile, pki.ca.cert);
+      expect((await gw.gw.reload()).ok).toBe(true);
+      const line = gw.logs.lines().find((l) => l.msg === 'config reloaded');
+      expect(line?.providers).toMatchObject({ rebuilt: ['wh'], kept: [] });
+      const res = await cancel(gw, 'warehouse');
+      expect(res.body).toMatchObject({ ok: true, outcome: 'canceled' });
+    } finally {
+      await gw.close();
+    }
+  });
+
   it('a reload to a config with a broken file keeps the running config', async () => {
     const gw = await startTestGateway(providers({ caFile: pki.ca.certFile }));
     try {
