@@ -33,10 +33,14 @@ const SECRET_HEADERS = [
 const NESTING = ['err', 'err.request', 'err.response', 'err.cause'];
 
 /** Secret keys and credential headers at the top level and in each nested object above. */
-const REDACT_PATHS = ['', ...NESTING.map((parent) => `${parent}.`)].flatMap((prefix) => [
-  ...SECRET_KEYS.map((key) => `${prefix}${key}`),
-  ...SECRET_HEADERS.map((header) => `${prefix}headers["${header}"]`),
-]);
+const REDACT_PATHS = [
+  ...['', ...NESTING.map((parent) => `${parent}.`)].flatMap((prefix) => [
+    ...SECRET_KEYS.map((key) => `${prefix}${key}`),
+    ...SECRET_HEADERS.map((header) => `${prefix}headers["${header}"]`),
+  ]),
+  // ioredis errors carry the command that failed: for a refused AUTH its args are the password.
+  'err.command.args',
+];
 
 /** How createLogger is configured. */
 export interface LoggerOptions {

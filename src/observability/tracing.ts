@@ -200,6 +200,15 @@ export function spanAttributes(fields: SpanFields): Attributes {
  */
 const requestContext = new AsyncLocalStorageContextManager().enable();
 
+/**
+ * Runs `fn` outside any request's trace: background work started while serving a request (the
+ * confirmation of a timed-out cancel) must not make its upstream calls children of a span that
+ * has ended, nor send that request's `traceparent` for minutes.
+ */
+export function detached<T>(fn: () => T): T {
+  return requestContext.with(ROOT_CONTEXT, fn);
+}
+
 /** The tracer of the gateway a request runs on, beside the request's span in its context. */
 const TRACER_KEY = createContextKey('cancel-gateway tracer');
 

@@ -2,6 +2,7 @@ import type { Confirmation } from '../core/provider-outcome';
 import type { PendingConfirmation } from '../core/result';
 import type { Logger } from '../observability/logger';
 import type { Metrics } from '../observability/metrics';
+import { detached } from '../observability/tracing';
 import { sleep, type Clock } from '../resilience/clock';
 import { LEASE_MS } from '../state/lease';
 import type { CancelMemory } from '../state/replay';
@@ -82,6 +83,8 @@ interface Followed {
   until: number;
   attempts: number;
   last?: Confirmation;
+  /** Bumped by each later timeout of the same cancel: an answer found before it may be stale. */
+  generation: number;
 }
 
 /** Settled states of a confirmation and the result they end with. */
@@ -233,11 +236,18 @@ export function createReconciler(options: ReconcilerOptions): Reconciler {
       }
       // `unavailable`: the store is down; confirming here is better than not at all.
       if ('lease' in claim) lease = claim.lease;
-      const result = await loop(item);
-      if (result !== 'stopped') await settle(item, result);
-      report(item, result);
+      for (;;) {
+        const generation = item.generation;
+        const result = await loop(item);
+        // A later timeout of this cancel (a retry whose job still runs) came in meanwhile: what
+        // this attempt found may predate it, so it settles nothing; follow the newer one.
+        if (result !== 'stopped' && item.generation !== generation) continue;
+        if (result !== 'stopped') await settle(item, result);
+        report(item, result);
+        return;
+      }
     } finally {
-      followed.delete(item.key);
+      if (followed.get(item.key) === item) followed.delete(item.key);
       await lease?.release();
     }
   }
@@ -252,6 +262,7 @@ export function createReconciler(options: ReconcilerOptions): Reconciler {
         // A later timeout of the same cancel: its job (if any) is the one to poll now.
         known.pending = pending;
         known.until = Math.max(known.until, now + windowMs);
+        known.generation++;
         return;
       }
       if (followed.size >= maxQueue) {
@@ -271,9 +282,10 @@ export function createReconciler(options: ReconcilerOptions): Reconciler {
         startedAt: now,
         until: now + windowMs,
         attempts: 0,
+        generation: 0,
       };
       followed.set(key, item);
-      const done: Promise<void> = follow(item)
+      const done: Promise<void> = detached(() => follow(item))
         .catch((err: unknown) => {
           logger.error({ err, requestId, target, taskId }, 'background confirmation failed');
         })

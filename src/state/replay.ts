@@ -173,6 +173,35 @@ type Waited =
   | { kind: 'late' }
   | { kind: 'unavailable' };
 
+/** The answer of a duplicate whose deadline passed while another call of its cancel ran. */
+function lateAnswer(requestId: string, target: string, taskId: string, who: string): Answer {
+  return {
+    body: gatewayFailure(
+      requestId,
+      'timeout',
+      'UPSTREAM_TIMEOUT',
+      `${who} is still canceling this task and has not answered within this request’s ` +
+        'deadline; whether the cancel happened is not known yet',
+      { target, taskId },
+    ),
+  };
+}
+
+/** `promise`'s value, or undefined once `ms` pass first (the timer never holds the process). */
+function withinMs<T>(promise: Promise<T>, ms: number): Promise<T | undefined> {
+  if (ms <= 0) return Promise.resolve(undefined);
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<undefined>((resolve) => {
+    timer = setTimeout(() => {
+      resolve(undefined);
+    }, ms);
+    timer.unref();
+  });
+  return Promise.race([promise, late]).finally(() => {
+    clearTimeout(timer);
+  });
+}
+
 /** The cancel memory of one gateway on `store`; confirmed cancels live `rememberSeconds`. */
 export function createCancelMemory(
   store: StateStore,
@@ -277,16 +306,7 @@ export function createCancelMemory(
         case 'unavailable':
           return own(key, target, taskId, undefined, undefined, call);
         case 'late':
-          return {
-            body: gatewayFailure(
-              requestId,
-              'timeout',
-              'UPSTREAM_TIMEOUT',
-              'another gateway replica is still canceling this task and has not answered within ' +
-                'this request’s deadline; whether the cancel happened is not known yet',
-              { target, taskId },
-            ),
-          };
+          return lateAnswer(requestId, target, taskId, 'another gateway replica');
         case 'gone':
           // Its owner died (lease expired without an answer): take over.
           continue;
@@ -306,7 +326,15 @@ export function createCancelMemory(
     async run(target, taskId, requestId, call, runOptions = {}) {
       const key = `${target}:${taskId}`;
       const shared = inFlight.get(key);
-      if (shared !== undefined) return forCaller(await shared, requestId);
+      if (shared !== undefined) {
+        const { waitMs } = runOptions;
+        if (waitMs === undefined) return forCaller(await shared, requestId);
+        // A duplicate joins the running call, but waits no longer than its own deadline.
+        const answer = await withinMs(shared, waitMs);
+        return answer === undefined
+          ? lateAnswer(requestId, target, taskId, 'this gateway')
+          : forCaller(answer, requestId);
+      }
       const running = flight(key, target, taskId, requestId, call, runOptions.waitMs);
       inFlight.set(key, running);
       try {

@@ -94,6 +94,18 @@ describe('log redaction', () => {
     },
   );
 
+  it('censors the arguments of the Redis command an ioredis error carries (AUTH holds the password)', () => {
+    const out = capture();
+    const err = Object.assign(new Error('WRONGPASS invalid username-password pair'), {
+      command: { name: 'auth', args: ['gateway', SECRET] },
+    });
+    createLogger({ destination: out }).warn({ err }, 'state store (redis) unavailable');
+    expect(out.text()).not.toContain(SECRET);
+    expect(out.lines()[0]).toMatchObject({
+      err: { message: 'WRONGPASS invalid username-password pair', command: { name: 'auth' } },
+    });
+  });
+
   it('censors credential headers, in each casing, at the top level', () => {
     const out = capture();
     createLogger({ destination: out }).warn({ headers: secretHeaders(), method: 'POST' });

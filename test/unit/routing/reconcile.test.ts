@@ -234,6 +234,29 @@ describe('schedule', () => {
     expect(calls.map((c) => c.pending.jobId)).toEqual(['100']);
   });
 
+  it('does not settle on an answer found while a later timeout of the task came in: it asks again', async () => {
+    start();
+    let answer: (c: Confirmation) => void = () => undefined;
+    answers = [
+      new Promise<Confirmation>((resolve) => {
+        answer = resolve;
+      }),
+      confirmation('canceled'),
+    ];
+    await timeOut();
+    await clock.advance(1_000);
+    expect(calls).toHaveLength(1);
+    // The retry's job starts while the first read is out; that read then shows the task pending.
+    reconciler.schedule('dns', '7', { provider: 'dns-rest', jobId: '100' }, 'r-again');
+    answer(confirmation('pending'));
+    await drain();
+    expect(await counted('pending')).toBe(0);
+    await clock.advance(1_000);
+    await drain();
+    expect(calls.map((c) => c.pending.jobId)).toEqual(['99', '100']);
+    expect(await counted('canceled')).toBe(1);
+  });
+
   it('is told only of ambiguous timeouts with something to confirm', async () => {
     start();
     const withoutPending: Answer = { ...timedOut('8') };

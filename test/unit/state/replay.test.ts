@@ -60,6 +60,33 @@ beforeEach(() => {
   calls = 0;
 });
 
+describe('a duplicate joining a running call in this process', () => {
+  it('waits no longer than its own deadline, and the running call goes on for its owner', async () => {
+    let finish: (a: Answer) => void = () => undefined;
+    const owner = memory.run(
+      'dns',
+      '7',
+      'r-owner',
+      () =>
+        new Promise<Answer>((resolve) => {
+          calls++;
+          finish = resolve;
+        }),
+    );
+    const late = await memory.run('dns', '7', 'r-late', () => Promise.resolve(timedOut), {
+      waitMs: 20,
+    });
+    expect(late.body).toMatchObject({
+      outcome: 'timeout',
+      requestId: 'r-late',
+      error: { code: 'UPSTREAM_TIMEOUT' },
+    });
+    finish(finished('TASK_ALREADY_FINISHED', 'complete'));
+    expect((await owner).body).toMatchObject({ outcome: 'conflict', requestId: 'r-owner' });
+    expect(calls).toBe(1);
+  });
+});
+
 describe('a repeat after a timeout of ours', () => {
   it.each(['canceled', 'cancelled', 'CANCELED'])(
     'turns "already finished" with a %s task into canceled, remembered as confirmed',
