@@ -26,6 +26,9 @@ interface Held {
 export function createMemoryStore(maxEntries: number, now: () => number = Date.now): StateStore {
   const map = new Map<string, Entry>();
   const leases = new Map<string, Held>();
+  // Idempotency keys still in flight are leases too: apart from the LRU, so load cannot evict one
+  // and let its request run twice.
+  const inFlightKeys = new Map<string, Entry>();
   // Published answers, apart from the LRU: in one process duplicates share a promise instead,
   // so these serve only stores shared by several cancel memories; bounded, oldest dropped.
   const results = new Map<string, Entry>();
@@ -88,7 +91,7 @@ export function createMemoryStore(maxEntries: number, now: () => number = Date.n
       return Promise.resolve();
     },
     forgetOutcome(key) {
-      map.delete(`o:${key}`);
+      if (outcome(key)?.kind !== 'canceled') map.delete(`o:${key}`);
       return Promise.resolve();
     },
     beginFlight(key, at, timings) {
@@ -133,8 +136,15 @@ export function createMemoryStore(maxEntries: number, now: () => number = Date.n
       return Promise.resolve(claim(`l:${key}`, ttlMs));
     },
     claimIdempotencyKey(key, fingerprint, leaseMs) {
-      const existing = read(`i:${key}`) as IdempotencyEntry | undefined;
-      if (existing !== undefined) return Promise.resolve({ claimed: false, entry: existing });
+      const done = read(`i:${key}`) as IdempotencyEntry | undefined;
+      if (done !== undefined) return Promise.resolve({ claimed: false, entry: done });
+      const running = inFlightKeys.get(key);
+      if (running !== undefined && running.expiresAt > now()) {
+        return Promise.resolve({
+          claimed: false,
+          entry: JSON.parse(running.json) as IdempotencyEntry,
+        });
+      }
       const token = newToken();
       const json = JSON.stringify({
         state: 'in-flight',
@@ -142,19 +152,20 @@ export function createMemoryStore(maxEntries: number, now: () => number = Date.n
         token,
       } satisfies IdempotencyEntry);
       const ours = (): boolean => {
-        const entry = map.get(`i:${key}`);
+        const entry = inFlightKeys.get(key);
         return entry !== undefined && entry.json === json && entry.expiresAt > now();
       };
-      put(`i:${key}`, json, leaseMs);
-      // The in-flight entry is the lease: it expires unless renewed, completing replaces it.
+      inFlightKeys.set(key, { json, expiresAt: now() + leaseMs });
+      // The in-flight entry is the lease: it expires unless renewed; completing stores the answer
+      // in the LRU and releases it.
       const lease = selfRenewingLease(token, leaseMs, {
         renew() {
           if (!ours()) return Promise.resolve(false);
-          put(`i:${key}`, json, leaseMs);
+          inFlightKeys.set(key, { json, expiresAt: now() + leaseMs });
           return Promise.resolve(true);
         },
         release() {
-          if (ours()) map.delete(`i:${key}`);
+          if (ours()) inFlightKeys.delete(key);
           return Promise.resolve();
         },
       });

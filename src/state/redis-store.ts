@@ -120,6 +120,18 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) 
 return 0
 `;
 
+/**
+ * Removes a remembered attempt or timeout in one step, never a confirmed cancel (one may have
+ * been written since the caller looked). KEYS[1] the outcome.
+ */
+const FORGET_UNSURE = `
+local v = redis.call('GET', KEYS[1])
+if not v then return 0 end
+local ok, r = pcall(cjson.decode, v)
+if ok and type(r) == 'table' and r.kind == 'canceled' then return 0 end
+return redis.call('DEL', KEYS[1])
+`;
+
 declare module 'ioredis' {
   interface RedisCommander<Context> {
     takeToken(key: string, rate: string, capacity: string): Result<number, Context>;
@@ -153,6 +165,7 @@ declare module 'ioredis' {
     claimKey(key: string, value: string, ttlMs: string): Result<[number, string?], Context>;
     renewKey(key: string, value: string, ttlMs: string): Result<number, Context>;
     releaseKey(key: string, value: string): Result<number, Context>;
+    forgetUnsure(key: string): Result<number, Context>;
   }
 }
 
@@ -197,6 +210,7 @@ export async function createRedisStore(options: RedisStoreOptions): Promise<Stat
       claimKey: { numberOfKeys: 1, lua: CLAIM },
       renewKey: { numberOfKeys: 1, lua: RENEW },
       releaseKey: { numberOfKeys: 1, lua: RELEASE },
+      forgetUnsure: { numberOfKeys: 1, lua: FORGET_UNSURE },
     },
   });
   const local = createMemoryStore(LOCAL_CANCELS, options.now);
@@ -343,7 +357,7 @@ export async function createRedisStore(options: RedisStoreOptions): Promise<Stat
     },
     async forgetOutcome(key) {
       await local.forgetOutcome(key);
-      await call('forget_outcome', () => redis.del(`o:${key}`));
+      await call('forget_outcome', () => redis.forgetUnsure(`o:${key}`));
     },
     async beginFlight(key, at, timings) {
       const mine = await local.getOutcome(key);
@@ -365,10 +379,10 @@ export async function createRedisStore(options: RedisStoreOptions): Promise<Stat
       if (started === undefined) return { unavailable: true };
       const [outcome, claimed, holder] = started;
       const remembered = parse(outcome) as Remembered | undefined;
-      if (isCanceled(remembered)) {
-        await local.rememberOutcome(key, remembered, timings.rememberSeconds);
-        return { replay: remembered };
-      }
+      // Not copied into the local memory: its remaining TTL is not known here, and a copy with a
+      // fresh one would replay it past `rememberSeconds`. The local memory keeps what this
+      // replica confirmed itself.
+      if (isCanceled(remembered)) return { replay: remembered };
       if (claimed !== 1) return { heldBy: holder ?? undefined };
       return {
         owner: leaseOn(`f:${key}`, token, token, timings.leaseMs),

@@ -15,6 +15,8 @@ const RESULT_MS = 60_000;
 const FIRST_POLL_MS = 10;
 /** …this, so an answer reaches a waiter at most this late. */
 const MAX_POLL_MS = 50;
+/** Failed reads of another replica's flight in a row before a waiter calls the upstream itself. */
+const PEEK_FAILURES = 3;
 /** Take-overs of one cancel before it runs without a shared claim (owners dying repeatedly). */
 const MAX_ROUNDS = 5;
 
@@ -136,7 +138,7 @@ function goneMessage(earlier: Unsure): string {
   const what =
     earlier.kind === 'timeout'
       ? `timed out at ${earlier.at}`
-      : `was sent at ${earlier.at} and never answered (its gateway stopped)`;
+      : `was sent at ${earlier.at} and its answer never came back (its gateway stopped, or the shared store failed)`;
   return (
     `the upstream says the task does not exist; an earlier cancel through this gateway ` +
     `${what} and most likely canceled it`
@@ -270,9 +272,14 @@ export function createCancelMemory(
   /** Polls another owner's flight until its answer, its end without one, or our limit. */
   async function waitFor(key: string, token: string, until: number | undefined): Promise<Waited> {
     let delay = FIRST_POLL_MS;
+    let failures = 0;
     for (;;) {
       const view = await store.peekFlight(key, token);
-      if (view === undefined) return { kind: 'unavailable' };
+      // One failed read (a slow command) is not a dead store: calling the upstream ourselves
+      // would send the cancel twice. Once the store's breaker is open these fail at once.
+      if (view === undefined && ++failures >= PEEK_FAILURES) return { kind: 'unavailable' };
+      if (view === undefined) continue;
+      failures = 0;
       if (view.result !== undefined) return { kind: 'answer', answer: view.result };
       if (!view.held) return { kind: 'gone' };
       const left = until === undefined ? delay : until - now();
@@ -304,7 +311,16 @@ export function createCancelMemory(
         case 'answer':
           return waited.answer;
         case 'unavailable':
-          return own(key, target, taskId, undefined, undefined, call);
+          // The store failed while another replica's cancel of this task runs: call it too, but
+          // as after an attempt of ours, so "already canceled" or "gone" answers say what they mean.
+          return own(
+            key,
+            target,
+            taskId,
+            undefined,
+            { kind: 'attempt', at: new Date().toISOString() },
+            call,
+          );
         case 'late':
           return lateAnswer(requestId, target, taskId, 'another gateway replica');
         case 'gone':
@@ -321,7 +337,8 @@ export function createCancelMemory(
     },
     async forgetUnsure(target, taskId) {
       const key = `${target}:${taskId}`;
-      if (isUnsure(await store.getOutcome(key))) await store.forgetOutcome(key);
+      // The store checks and removes in one step: a confirmed cancel is never removed.
+      await store.forgetOutcome(key);
     },
     async run(target, taskId, requestId, call, runOptions = {}) {
       const key = `${target}:${taskId}`;

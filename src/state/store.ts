@@ -87,7 +87,10 @@ export interface StateStore {
   readonly kind: 'memory' | 'redis';
   getOutcome(key: string): Promise<Remembered | undefined>;
   rememberOutcome(key: string, value: Remembered, ttlSeconds: number): Promise<void>;
-  /** Removes a remembered outcome (e.g. a timeout that a later read showed did not cancel). */
+  /**
+   * Removes a remembered attempt or timeout (one a later read showed did not cancel), in one
+   * step; a confirmed cancel stays, even one written since the caller looked.
+   */
   forgetOutcome(key: string): Promise<void>;
   /**
    * In one step: a remembered confirmed cancel (to replay), else a claim of the key's flight

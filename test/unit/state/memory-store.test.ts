@@ -79,11 +79,32 @@ describe('the memory store', () => {
     expect(await store.getOutcome('t:1')).toStrictEqual(cancel('1'));
   });
 
-  it('shares the bound between outcomes and idempotency keys', async () => {
+  it('keeps in-flight idempotency keys out of the bound: load evicts neither them nor by them', async () => {
     const store = createMemoryStore(2);
     await store.rememberOutcome('t:1', cancel('1'), 60);
+    const first = await store.claimIdempotencyKey('k1', 'f', 60_000);
+    expect(first).toMatchObject({ claimed: true });
+    for (const id of ['2', '3', '4']) await store.rememberOutcome(`t:${id}`, cancel(id), 60);
+    // Three outcomes later the key is still held: a second request with it must not run.
+    expect(await store.claimIdempotencyKey('k1', 'f', 60_000)).toMatchObject({
+      claimed: false,
+      entry: { state: 'in-flight', fingerprint: 'f' },
+    });
+    expect(await store.getOutcome('t:4')).toStrictEqual(cancel('4'));
+    if ('lease' in first) await first.lease.release();
     expect(await store.claimIdempotencyKey('k1', 'f', 60_000)).toMatchObject({ claimed: true });
-    expect(await store.claimIdempotencyKey('k2', 'f', 60_000)).toMatchObject({ claimed: true });
+  });
+
+  it('shares the bound between outcomes and completed idempotency keys', async () => {
+    const store = createMemoryStore(2);
+    await store.rememberOutcome('t:1', cancel('1'), 60);
+    const done: IdempotencyEntry = {
+      state: 'done',
+      fingerprint: 'f',
+      body: { ok: true, outcome: 'canceled', retryable: false, requestId: 'r' },
+    };
+    await store.completeIdempotencyKey('k1', done, 60);
+    await store.completeIdempotencyKey('k2', done, 60);
     expect(await store.getOutcome('t:1')).toBeUndefined();
     // An idempotency key and an outcome of the same name are different entries.
     await store.rememberOutcome('k2', cancel('2'), 60);

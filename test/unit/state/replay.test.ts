@@ -1,5 +1,6 @@
 import type { ErrorCode } from '../../../src/core/error-codes';
 import type { Answer, PendingConfirmation } from '../../../src/core/result';
+import { Redis } from 'ioredis';
 import { createMemoryStore } from '../../../src/state/memory-store';
 import { createRedisStore } from '../../../src/state/redis-store';
 import { createCancelMemory, type CancelMemory, type TimeoutHook } from '../../../src/state/replay';
@@ -265,6 +266,9 @@ describe('across replicas (two processes’ memories on one Redis)', () => {
       url: redis.url,
       prefix: `replay-${prefix}:`,
       logger: captureLogger().logger,
+      // These tests are about the protocol between replicas, not a slow Redis: a loaded CI
+      // machine must not turn a waiter into a second caller through a 250 ms command timeout.
+      timeoutMs: 5_000,
     });
     stores.push(store);
     return {
@@ -278,6 +282,22 @@ describe('across replicas (two processes’ memories on one Redis)', () => {
   beforeEach(() => {
     prefix++;
   });
+
+  /**
+   * Resolves once a replica waits on the flight of `key` (its refused claim left the waiter
+   * mark): released earlier, the owner could finish first and the second caller would rightly
+   * start a call of its own.
+   */
+  async function waiting(key: string): Promise<void> {
+    const client = new Redis(redis.url, { keyPrefix: `replay-${prefix}:` });
+    try {
+      while ((await client.exists(`w:${key}`)) === 0) {
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+    } finally {
+      client.disconnect();
+    }
+  }
 
   const canceled = (requestId: string): Answer => ({
     body: {
@@ -333,6 +353,7 @@ describe('across replicas (two processes’ memories on one Redis)', () => {
     const first = a.memory.run('dns', '7', 'r-a', upstream.call);
     await upstream.running;
     const second = b.memory.run('dns', '7', 'r-b', upstream.call);
+    await waiting('dns:7');
     upstream.release();
     const [one, two] = await Promise.all([first, second]);
     expect(upstream.calls()).toBe(1);
@@ -364,7 +385,7 @@ describe('across replicas (two processes’ memories on one Redis)', () => {
       requestId: 'r-late',
       error: { code: 'GONE_AFTER_TIMEOUT', upstream: { code: 'NOT_FOUND' } },
     });
-    expect(after.body.error?.message).toMatch(/never answered/);
+    expect(after.body.error?.message).toMatch(/its answer never came back/);
   });
 
   it('answers timeout to a waiter whose own deadline passes first; the owner goes on', async () => {
@@ -393,6 +414,7 @@ describe('across replicas (two processes’ memories on one Redis)', () => {
     const first = a.memory.run('dns', '7', 'r-a', upstream.call);
     await upstream.running;
     const second = b.memory.run('dns', '7', 'r-b', upstream.call);
+    await waiting('dns:7');
     upstream.release();
     const answers = await Promise.all([first, second]);
     expect(answers.map((x) => x.body.outcome)).toEqual(['timeout', 'timeout']);

@@ -117,6 +117,10 @@ describe.each(['memory', 'redis'] as const)('the %s store', (kind) => {
     expect(await store.getOutcome('t:3')).toStrictEqual({ kind: 'timeout', at: 'earlier' });
     await store.forgetOutcome('t:3');
     expect(await store.getOutcome('t:3')).toBeUndefined();
+    // Forgetting never removes a confirmed cancel (one may have been written since a look).
+    await store.rememberOutcome('t:3', { kind: 'canceled', provider: 'p' }, 60);
+    await store.forgetOutcome('t:3');
+    expect(await store.getOutcome('t:3')).toStrictEqual({ kind: 'canceled', provider: 'p' });
   });
 });
 
