@@ -61,6 +61,8 @@ beforeAll(async () => {
       rest: { provider: 'dns-rest', timeoutMs: 2000 },
       soap: { provider: 'dns-soap', timeoutMs: 2000 },
       'rest-one': { provider: 'dns-rest-one', timeoutMs: 300 },
+      // Holds the only session well past any read of `rest-one`, however slow the machine.
+      'rest-one-long': { provider: 'dns-rest-one', timeoutMs: 30_000 },
       'rest-429': { provider: 'dns-rest-429', timeoutMs: 2000 },
       'soap-429': { provider: 'dns-soap-429', timeoutMs: 2000 },
       'rest-then-soap': { provider: 'dns-rest', fallback: ['dns-soap'], timeoutMs: 2000 },
@@ -272,7 +274,7 @@ describe('a task read that cannot get a session in time', () => {
   it('answers timeout when the only session is held by a cancel past the deadline', async () => {
     const held = nextTask();
     rest.setBehaviour(held, { kind: 'hold' });
-    const holding = cancel('rest-one', held);
+    const holding = cancel('rest-one-long', held);
     await rest.waitUntil((calls) =>
       calls.some((c) => c.method === 'DELETE' && c.path.includes(held)),
     );
