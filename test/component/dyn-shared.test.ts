@@ -315,6 +315,9 @@ beforeEach(async () => {
   };
   gateway = await startTestGateway({
     server: { requestTimeoutMs: 2000 },
+    // No background confirmation: a timed-out case would keep a session and poll in the
+    // background while the next cases run (reconcile.test.ts covers it).
+    state: { reconcileSeconds: 0 },
     providers: {
       'dns-rest': { type: 'dyn-rest', baseUrl: rest.baseUrl, ...account },
       'dns-soap': { type: 'dyn-soap', endpoint: soap.endpoint, ...account },
