@@ -307,14 +307,15 @@ beforeEach(async () => {
     userName: 'api-user',
     password: 'sim-password',
     jobPollIntervalMs: 20,
-    jobTimeoutMs: 400,
+    // Far inside the route deadline below, and far above a loaded machine's few polls.
+    jobTimeoutMs: 1000,
     rateLimitPerSecond: 10_000,
     // This suite is about the mapping; retries and the breaker have their own suite.
     retry: { attempts: 1 },
     circuitBreaker: { failureThreshold: 1000 },
   };
   gateway = await startTestGateway({
-    server: { requestTimeoutMs: 2000 },
+    server: { requestTimeoutMs: 6000 },
     // No background confirmation: a timed-out case would keep a session and poll in the
     // background while the next cases run (reconcile.test.ts covers it).
     state: { reconcileSeconds: 0 },
@@ -334,11 +335,15 @@ beforeEach(async () => {
         retry: { attempts: 2, baseDelayMs: 1, maxDelayMs: 1 },
       },
     },
+    // Deadlines far above what three logins and three cancels take on a loaded CI machine: only
+    // the 'slow' case is meant to reach one, and it goes through the short routes.
     routes: {
-      rest: { provider: 'dns-rest', timeoutMs: 600 },
-      soap: { provider: 'dns-soap', timeoutMs: 600 },
-      'rest-retried': { provider: 'dns-rest-retried', timeoutMs: 600 },
-      'soap-retried': { provider: 'dns-soap-retried', timeoutMs: 600 },
+      rest: { provider: 'dns-rest', timeoutMs: 5000 },
+      soap: { provider: 'dns-soap', timeoutMs: 5000 },
+      'rest-short': { provider: 'dns-rest', timeoutMs: 600 },
+      'soap-short': { provider: 'dns-soap', timeoutMs: 600 },
+      'rest-retried': { provider: 'dns-rest-retried', timeoutMs: 5000 },
+      'soap-retried': { provider: 'dns-soap-retried', timeoutMs: 5000 },
     },
   });
 });
@@ -353,8 +358,9 @@ async function run(transport: Transport, c: Case, taskId: number) {
   if (transport === 'rest') rest.setBehaviour(taskId, c.behaviour);
   else soap.setBehaviour(taskId, c.behaviour);
   if (transport === 'soap-faults') soap.setFaultMode('always-fault');
+  const short = c.behaviour.kind === 'slow' ? '-short' : '';
   const res = await postJson(`${gateway.url}/cancel`, {
-    target: transport === 'rest' ? 'rest' : 'soap',
+    target: `${transport === 'rest' ? 'rest' : 'soap'}${short}`,
     taskId,
   });
   expectUnifiedShape(res.body, res.status);
