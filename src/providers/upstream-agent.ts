@@ -2,8 +2,9 @@ import { createPrivateKey, X509Certificate, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import * as tls from 'node:tls';
-import { Agent, buildConnector, Dispatcher, EnvHttpProxyAgent, ProxyAgent } from 'undici';
+import { Agent, buildConnector, Client, Dispatcher, Pool, ProxyAgent } from 'undici';
 import { proxyUrlProblem, type ProviderConfig, type UpstreamTlsConfig } from '../config/schema';
+import { NoProxyList } from './no-proxy';
 import type { ProviderDeps } from './provider';
 
 /**
@@ -197,13 +198,14 @@ export function loadEnvProxies(
 }
 
 /**
- * undici's connector, keeping the TLS alert a server sends after the handshake. A TLS 1.3 server
+ * An undici connector, keeping the TLS alert a server sends after the handshake. A TLS 1.3 server
  * that demands a client certificate and gets none completes the handshake, then sends
  * `certificate_required` and closes; undici then fails the request with "other side closed",
- * which reads like a reset. Ending the socket on the alert makes the request fail with it.
+ * which reads like a reset (and is retried as one). Ending the socket on the alert makes the
+ * request fail with it. Direct and through a proxy's tunnel alike: the socket given back is the
+ * upstream's TLS socket either way.
  */
-function connectorKeepingTlsAlerts(options: buildConnector.BuildOptions): buildConnector.connector {
-  const connect = buildConnector(options);
+function keepingTlsAlerts(connect: buildConnector.connector): buildConnector.connector {
   return (opts, callback) => {
     connect(opts, (...result) => {
       const socket = result[1];
@@ -216,27 +218,65 @@ function connectorKeepingTlsAlerts(options: buildConnector.BuildOptions): buildC
 }
 
 /**
- * Sends `https:` origins to one dispatcher and every other origin to another, and closes both.
- * curl and Go send HTTPS requests through `HTTPS_PROXY` only, where undici's `EnvHttpProxyAgent`
- * would fall back to `HTTP_PROXY`: with only `HTTP_PROXY` set, HTTPS upstreams go direct.
+ * undici's default per-origin factory (a `Client` for one connection, else a `Pool`), with the
+ * connector it is given wrapped by `keepingTlsAlerts`. `ProxyAgent` takes no `connect` of ours:
+ * it hands its own (CONNECT, then the upstream's TLS inside the tunnel) to the factory, its
+ * documented extension point (`Agent` option `factory`), so the wrapping happens here.
  */
-class BySchemeDispatcher extends Dispatcher {
+function factoryKeepingTlsAlerts(origin: string | URL, opts: object): Dispatcher {
+  const options = opts as Pool.Options;
+  const { connect } = options;
+  const wrapped: Pool.Options =
+    typeof connect === 'function' ? { ...options, connect: keepingTlsAlerts(connect) } : options;
+  return wrapped.connections === 1 ? new Client(origin, wrapped) : new Pool(origin, wrapped);
+}
+
+/**
+ * Sends each request direct or through the proxy the environment names for its scheme, as curl
+ * decides: `https:` origins through `HTTPS_PROXY` only, `http:` ones through `HTTP_PROXY` only
+ * (undici's `EnvHttpProxyAgent` would send HTTPS through `HTTP_PROXY`), origins `NO_PROXY`
+ * matches direct (with CIDR ranges and IPv6, which `EnvHttpProxyAgent` ignores). Decided per
+ * request origin, not once per provider: one provider's dispatcher serves every URL it is given
+ * (a dyn-soap endpoint known only from its WSDL, a Dyn job's redirect).
+ */
+class EnvProxyDispatcher extends Dispatcher {
   constructor(
-    private readonly plain: Dispatcher,
-    private readonly secure: Dispatcher,
+    private readonly direct: Dispatcher,
+    private readonly proxies: { 'http:'?: Dispatcher; 'https:'?: Dispatcher },
+    private readonly noProxy: NoProxyList,
   ) {
     super();
   }
 
+  private all(): Dispatcher[] {
+    return [this.direct, this.proxies['http:'], this.proxies['https:']].filter(
+      (d): d is Dispatcher => d !== undefined,
+    );
+  }
+
+  /** The dispatcher for an origin; an unparsable one goes direct, where undici reports it. */
+  private choose(origin: Dispatcher.DispatchOptions['origin']): Dispatcher {
+    let url: URL;
+    try {
+      url = new URL(String(origin ?? ''));
+    } catch {
+      return this.direct;
+    }
+    const proxy =
+      url.protocol === 'https:' || url.protocol === 'http:'
+        ? this.proxies[url.protocol]
+        : undefined;
+    return proxy === undefined || this.noProxy.matches(url) ? this.direct : proxy;
+  }
+
   override dispatch(options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler) {
-    const secure = String(options.origin ?? '').startsWith('https:');
-    return (secure ? this.secure : this.plain).dispatch(options, handler);
+    return this.choose(options.origin).dispatch(options, handler);
   }
 
   override close(callback: () => void): void;
   override close(): Promise<void>;
   override close(callback?: () => void): Promise<void> | undefined {
-    const done = Promise.all([this.plain.close(), this.secure.close()]).then(() => undefined);
+    const done = Promise.all(this.all().map((d) => d.close())).then(() => undefined);
     if (callback === undefined) return done;
     void done.then(callback);
     return undefined;
@@ -251,13 +291,32 @@ class BySchemeDispatcher extends Dispatcher {
   ): Promise<void> | undefined {
     const err = typeof errOrCallback === 'function' ? null : (errOrCallback ?? null);
     const then = typeof errOrCallback === 'function' ? errOrCallback : callback;
-    const done = Promise.all([this.plain.destroy(err), this.secure.destroy(err)]).then(
-      () => undefined,
-    );
+    const done = Promise.all(this.all().map((d) => d.destroy(err))).then(() => undefined);
     if (then === undefined) return done;
     void done.then(then);
     return undefined;
   }
+}
+
+/**
+ * Loggers that were already told which `NO_PROXY` entries are ignored: the environment is read
+ * once per process, so the warning is one line, not one per provider and reload.
+ */
+const warnedNoProxy = new WeakMap<object, Set<string>>();
+
+/** One warning line for the `NO_PROXY` entries that can match nothing, once per logger. */
+function warnIgnoredNoProxy(logger: ProviderDeps['logger'], noProxy: NoProxyList): void {
+  if (noProxy.ignored.length === 0) return;
+  const key = noProxy.ignored.join(',');
+  const seen = warnedNoProxy.get(logger) ?? new Set<string>();
+  if (seen.has(key)) return;
+  seen.add(key);
+  warnedNoProxy.set(logger, seen);
+  logger.warn(
+    { ignored: noProxy.ignored },
+    `NO_PROXY: ignoring ${noProxy.ignored.join(', ')} (neither a host name, an IP address nor ` +
+      'a CIDR range, with an optional :port), as curl does',
+  );
 }
 
 /**
@@ -267,8 +326,9 @@ class BySchemeDispatcher extends Dispatcher {
  *
  * Egress: `proxy: URL` sends every call through that forward proxy, `proxy: false` through none;
  * without `proxy` the environment decides as curl does (`HTTPS_PROXY` for https upstreams,
- * `HTTP_PROXY` for http ones, `NO_PROXY` exempts hosts), read from `deps.env`, never from
- * `process.env`. Plain-HTTP upstreams are sent to the proxy as absolute-URI requests, HTTPS ones
+ * `HTTP_PROXY` for http ones, `NO_PROXY` exempts hosts, address literals and CIDR ranges; see
+ * `NoProxyList`), read from `deps.env`, never from `process.env`; `NO_PROXY` entries that can
+ * match nothing are ignored with one warning line. Plain-HTTP upstreams are sent to the proxy as absolute-URI requests, HTTPS ones
  * through `CONNECT` with the upstream's TLS (CA, client certificate) inside the tunnel.
  *
  * Throws `UpstreamSetupError` when a TLS file or a proxy variable is unusable.
@@ -295,21 +355,32 @@ export function createUpstreamAgent(cfg: ProviderConfig, deps: ProviderDeps): Di
     // Deadlines come from the request's AbortSignal; these only stop a socket living forever.
     headersTimeout: 600_000,
     bodyTimeout: 600_000,
-    connect: connectorKeepingTlsAlerts(connectTls),
   };
-  // Through a proxy `connect` opens the tunnel and `requestTls` is the upstream's TLS inside it;
-  // plain-HTTP requests go to the proxy in absolute form, as curl sends them, not via CONNECT.
-  const proxied = { ...agentOptions, requestTls: connectTls, proxyTunnel: false };
-  if (cfg.proxy === false) return new Agent(agentOptions);
-  if (cfg.proxy !== undefined) return new ProxyAgent({ ...proxied, uri: cfg.proxy });
+  const direct = (): Dispatcher =>
+    new Agent({ ...agentOptions, connect: keepingTlsAlerts(buildConnector(connectTls)) });
+  // Through a proxy, ProxyAgent's own connector opens the tunnel and runs `requestTls` (the
+  // upstream's TLS) inside it; the factory keeps that TLS socket's alerts. Plain-HTTP requests go
+  // to the proxy in absolute form, as curl sends them, not via CONNECT.
+  const viaProxy = (uri: string): Dispatcher =>
+    new ProxyAgent({
+      ...agentOptions,
+      uri,
+      requestTls: connectTls,
+      proxyTunnel: false,
+      factory: factoryKeepingTlsAlerts,
+    });
+  if (cfg.proxy === false) return direct();
+  if (cfg.proxy !== undefined) return viaProxy(cfg.proxy);
   const { httpProxy, httpsProxy, noProxy } = env.proxies;
-  if (httpProxy === undefined && httpsProxy === undefined) return new Agent(agentOptions);
-  // Empty strings, not undefined: undici would read process.env for an absent value.
-  const byEnv = new EnvHttpProxyAgent({
-    ...proxied,
-    httpProxy: httpProxy ?? '',
-    httpsProxy: httpsProxy ?? '',
-    noProxy: noProxy ?? '',
-  });
-  return httpsProxy === undefined ? new BySchemeDispatcher(byEnv, new Agent(agentOptions)) : byEnv;
+  if (httpProxy === undefined && httpsProxy === undefined) return direct();
+  const exempt = new NoProxyList(noProxy ?? '');
+  warnIgnoredNoProxy(deps.logger, exempt);
+  return new EnvProxyDispatcher(
+    direct(),
+    {
+      ...(httpProxy === undefined ? {} : { 'http:': viaProxy(httpProxy) }),
+      ...(httpsProxy === undefined ? {} : { 'https:': viaProxy(httpsProxy) }),
+    },
+    exempt,
+  );
 }

@@ -59,6 +59,32 @@ async function cancel(gw: TestGateway, target: string) {
   return { ...res, taskId };
 }
 
+/**
+ * A mutual-TLS upstream reached through `via` without a client certificate: the TLS 1.3 alert
+ * the upstream sends after the handshake is the answer (502, not retried), exactly as direct,
+ * not a connection "closed before answering" that reads as an outage and is retried.
+ */
+async function expectCertificateRequired(
+  gw: TestGateway,
+  target: string,
+  via: ForwardProxy,
+): Promise<void> {
+  const before = mcMutual.calls.length;
+  const res = await cancel(gw, target);
+  expect(res.status).toBe(502);
+  expect(res.body).toMatchObject({
+    ok: false,
+    outcome: 'upstream_error',
+    retryable: false,
+    error: { code: 'UPSTREAM_BAD_RESPONSE' },
+  });
+  expect(res.body.error.message).toContain('ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED');
+  expect(res.body.attempts).toHaveLength(1);
+  await via.settle();
+  expect(via.requests).toContain(`CONNECT 127.0.0.1:${portOf(mcMutual.url)}`);
+  expect(mcMutual.calls.length).toBe(before);
+}
+
 beforeAll(async () => {
   pki = await makeTestPki();
   [mcPlain, mcDirect, mcTls, mcMutual, mcNoProxyHost, restTls, soapPlain, soapTls] =
@@ -106,6 +132,7 @@ describe('egress through HTTP_PROXY / HTTPS_PROXY / NO_PROXY of the environment'
             url: mcMutual.taskUrl,
             tls: { ...ca, certFile: pki.client.certFile, keyFile: pki.client.keyFile },
           },
+          'mc-mutual-no-cert': { type: 'methodcall', url: mcMutual.taskUrl, tls: ca, ...fast },
           'mc-no-proxy': { type: 'methodcall', url: mcNoProxyHost.taskUrl },
           'mc-off': { type: 'methodcall', url: mcDirect.taskUrl, proxy: false },
           'rest-https': { type: 'dyn-rest', baseUrl: restTls.baseUrl, tls: ca, ...dyn },
@@ -116,6 +143,7 @@ describe('egress through HTTP_PROXY / HTTPS_PROXY / NO_PROXY of the environment'
           'mc-http': { provider: 'mc-http' },
           'mc-https': { provider: 'mc-https' },
           'mc-mutual': { provider: 'mc-mutual' },
+          'mc-mutual-no-cert': { provider: 'mc-mutual-no-cert' },
           'mc-no-proxy': { provider: 'mc-no-proxy' },
           'mc-off': { provider: 'mc-off' },
           'rest-https': { provider: 'rest-https' },
@@ -174,6 +202,10 @@ describe('egress through HTTP_PROXY / HTTPS_PROXY / NO_PROXY of the environment'
     expect(mcMutual.calls.map((c) => c.taskId)).toContain(res.taskId);
   });
 
+  it('without a client certificate fails with the TLS alert through the tunnel, as direct', async () => {
+    await expectCertificateRequired(gw, 'mc-mutual-no-cert', proxy);
+  });
+
   it('goes direct for a NO_PROXY host and for proxy: false', async () => {
     const noProxy = await cancel(gw, 'mc-no-proxy');
     const off = await cancel(gw, 'mc-off');
@@ -186,6 +218,76 @@ describe('egress through HTTP_PROXY / HTTPS_PROXY / NO_PROXY of the environment'
       expect(sim.calls.length).toBeGreaterThan(0);
       expect(sim.calls.every((c) => via(c.headers) === undefined)).toBe(true);
     }
+  });
+});
+
+describe("NO_PROXY with CIDR ranges (matched on the URL's address, never resolved)", () => {
+  let gw: TestGateway;
+  let outside: MethodcallSimulator;
+  beforeAll(async () => {
+    outside = await startMethodcallSimulator({ host: '127.0.0.3' });
+    gw = await startTestGateway(
+      {
+        providers: {
+          'mc-in-range': { type: 'methodcall', url: mcPlain.taskUrl },
+          'mc-in-range-https': {
+            type: 'methodcall',
+            url: mcTls.taskUrl,
+            tls: { caFile: pki.ca.certFile },
+          },
+          'mc-outside': { type: 'methodcall', url: outside.taskUrl },
+        },
+        routes: {
+          'mc-in-range': { provider: 'mc-in-range' },
+          'mc-in-range-https': { provider: 'mc-in-range-https' },
+          'mc-outside': { provider: 'mc-outside' },
+        },
+      },
+      // The usual Kubernetes value, a range holding 127.0.0.1 (not .3), an entry that matches nothing.
+      {
+        HTTP_PROXY: proxy.url,
+        HTTPS_PROXY: proxy.url,
+        NO_PROXY: '10.0.0.0/8,.svc, 127.0.0.0/31 10.0.0.0/33',
+      },
+    );
+  });
+  afterAll(async () => {
+    await gw.close();
+    await outside.close();
+  });
+
+  const count = (line: string): number => proxy.requests.filter((l) => l === line).length;
+
+  it('sends an upstream whose address is in a listed range direct, HTTP and HTTPS alike', async () => {
+    await proxy.settle();
+    const plainBefore = count(`POST ${mcPlain.taskUrl}`);
+    const tunnelsBefore = count(`CONNECT 127.0.0.1:${portOf(mcTls.url)}`);
+    const plain = await cancel(gw, 'mc-in-range');
+    const secure = await cancel(gw, 'mc-in-range-https');
+    expect(plain.body).toMatchObject({ ok: true, outcome: 'canceled' });
+    expect(secure.body).toMatchObject({ ok: true, outcome: 'canceled' });
+    await proxy.settle();
+    expect(count(`POST ${mcPlain.taskUrl}`)).toBe(plainBefore);
+    expect(count(`CONNECT 127.0.0.1:${portOf(mcTls.url)}`)).toBe(tunnelsBefore);
+    const call = mcPlain.calls.find((c) => c.taskId === plain.taskId);
+    expect(call).toBeDefined();
+    expect(via(call?.headers ?? {})).toBeUndefined();
+  });
+
+  it('still proxies an address outside every range', async () => {
+    const res = await cancel(gw, 'mc-outside');
+    expect(res.body).toMatchObject({ ok: true, outcome: 'canceled' });
+    await proxy.settle();
+    expect(proxy.requests).toContain(`POST ${outside.taskUrl}`);
+    const call = outside.calls.find((c) => c.taskId === res.taskId);
+    expect(via(call?.headers ?? {})).toMatch(/tinyproxy/);
+  });
+
+  it('ignores an entry that can match nothing, in one warning line for all providers', () => {
+    const warnings = gw.logs.lines().filter((l) => String(l.msg).startsWith('NO_PROXY:'));
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toMatchObject({ level: 'warn', ignored: ['10.0.0.0/33'] });
+    expect(warnings[0]?.msg).toContain('ignoring 10.0.0.0/33');
   });
 });
 
@@ -216,6 +318,13 @@ describe('per-provider proxy', () => {
             proxy: authProxy.url,
             tls: { caFile: pki.ca.certFile },
           },
+          'mc-mutual-no-cert': {
+            type: 'methodcall',
+            url: mcMutual.taskUrl,
+            proxy: proxy.url,
+            tls: { caFile: pki.ca.certFile },
+            ...fast,
+          },
           'mc-env-dead': { type: 'methodcall', url: mcPlain.taskUrl, ...fast },
           'rest-proxy-dead': {
             type: 'dyn-rest',
@@ -232,6 +341,7 @@ describe('per-provider proxy', () => {
           'mc-off': { provider: 'mc-off' },
           'mc-no-credentials': { provider: 'mc-no-credentials' },
           'mc-tls-no-credentials': { provider: 'mc-tls-no-credentials' },
+          'mc-mutual-no-cert': { provider: 'mc-mutual-no-cert' },
           'mc-env-dead': { provider: 'mc-env-dead' },
           'rest-proxy-dead': { provider: 'rest-proxy-dead' },
         },
@@ -258,6 +368,10 @@ describe('per-provider proxy', () => {
     for (const text of [gw.logs.raw.join('\n'), JSON.stringify([mc.body, rest.body]), routes]) {
       expect(text).not.toContain(PROXY_PASSWORD);
     }
+  });
+
+  it('without a client certificate fails with the TLS alert through its proxy, as direct', async () => {
+    await expectCertificateRequired(gw, 'mc-mutual-no-cert', proxy);
   });
 
   it('proxy: false ignores the environment', async () => {
