@@ -20,6 +20,8 @@ export interface OpenLoopOptions {
   connections?: number;
   /** Per-request limit on headers and on the body (default 10 000 ms); a miss is an error. */
   timeoutMs?: number;
+  /** A caller's `traceparent` for the next request (once per request): `--traceparent`. */
+  traceparent?: () => string;
 }
 
 /** What one run measured; latencies in ms from each request's scheduled send time. */
@@ -81,8 +83,14 @@ export async function openLoop(options: OpenLoopOptions): Promise<OpenLoopResult
     const send = (i: number, now: number): void => {
       const scheduledAt = t0 + i * interval;
       lag[i] = now - scheduledAt;
+      const { traceparent } = options;
       pool
-        .request({ method: 'POST', path: target.pathname, headers, body: options.body() })
+        .request({
+          method: 'POST',
+          path: target.pathname,
+          headers: traceparent === undefined ? headers : { ...headers, traceparent: traceparent() },
+          body: options.body(),
+        })
         .then(async (res) => {
           await res.body.text();
           const end = performance.now();

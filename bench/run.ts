@@ -24,8 +24,8 @@
  *          --tracing (the gateway exports its spans over OTLP/HTTP to bench/otlp-sink.ts; other
  *          OTEL_* variables of this shell, e.g. OTEL_TRACES_SAMPLER, are passed on; without it
  *          every OTEL_* variable is dropped, so tracing is off),
- *          --traceparent (every closed-loop request carries a caller's `traceparent`, a new
- *          trace id each: with tracing off this measures passing the caller's trace on)
+ *          --traceparent (every closed- and open-loop request carries a caller's `traceparent`, a
+ *          new trace id each: with tracing off this measures passing the caller's trace on)
  */
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -242,6 +242,7 @@ async function measureOpen(s: Scenario, round: number): Promise<OpenMeasurement>
       seconds,
       contentType: s.contentType,
       body: s.body,
+      ...(TRACEPARENT ? { traceparent } : {}),
     });
     answered.set(s.measured(), (answered.get(s.measured()) ?? 0) + r.answered);
     return r;
@@ -644,7 +645,7 @@ async function main(): Promise<void> {
         tracing === undefined
           ? 'off (no OTEL_* variable)'
           : `on, OTLP/HTTP to bench/otlp-sink.ts (${tracing.spans} spans in ${tracing.exports} exports, ${tracing.refused} refused)`
-      }; ${TRACEPARENT ? 'every closed-loop request carries a traceparent' : 'no caller traceparent'}.`,
+      }; ${TRACEPARENT ? 'every request carries a traceparent' : 'no caller traceparent'}.`,
       `Closed loop: ${CONNECTIONS} connections, ${DURATION} s per run after ${WARMUP} s warm-up. Open loop: ${OPEN_RATE} req/s, ${OPEN_SECONDS} s after ${OPEN_WARMUP} s. ${ROUNDS} round(s) (median). Start to /readyz 200: ${readyMs.join(', ')} ms.`,
       '',
       '| scenario | req/s | items/s | p50 ms | p99 ms | max ms | CPU ms/req | upstream CPU ms/req | load gen CPU ms/req | peak RSS MB | vs A | vs B | vs E | errors |',

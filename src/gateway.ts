@@ -13,6 +13,7 @@ import type { Logger } from './observability/logger';
 import { createMetrics } from './observability/metrics';
 import { createTracing, type Tracing } from './observability/tracing';
 import { systemClock, type Clock } from './resilience/clock';
+import { createRateWindows } from './resilience/rate-limit';
 import { createReconciler, keptJobSessionMs, type Reconciler } from './routing/reconcile';
 import { abortInFlight, buildRuntime, type Runtime } from './routing/runtime';
 import { openState } from './state/open';
@@ -87,8 +88,8 @@ export async function startGateway(options: StartOptions): Promise<RunningGatewa
     logger,
     metrics,
     now: () => clock.now(),
-    onTimeout: (target, taskId, pending, requestId) => {
-      reconciler?.schedule(target, taskId, pending, requestId);
+    onTimeout: (target, taskId, pending, requestId, rememberedAt) => {
+      reconciler?.schedule(target, taskId, pending, requestId, rememberedAt);
     },
   });
   const deps = {
@@ -96,6 +97,8 @@ export async function startGateway(options: StartOptions): Promise<RunningGatewa
     projectRoot: PROJECT_ROOT,
     store,
     clock,
+    // One set for the process's lifetime: a provider a reload rebuilds keeps its window.
+    rateWindows: createRateWindows(clock),
     userAgent: `cancel-gateway/${VERSION}`,
     env,
     tracer: tracing.tracer,

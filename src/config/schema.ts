@@ -157,7 +157,7 @@ export type UpstreamTlsConfig = z.output<typeof TlsSchema>;
 /** In-flight cancels per provider (the bulkhead) when `maxConcurrent` is not given. */
 const DEFAULT_MAX_CONCURRENT = 32;
 
-/** Dyn's documented account limit; the Dyn token bucket also counts job polls and re-logins. */
+/** Dyn's documented account limit; the Dyn limit also counts job polls and re-logins. */
 const DYN_RATE_LIMIT_PER_SECOND = 5;
 
 const RetrySchema = z.strictObject({
@@ -180,17 +180,19 @@ const CircuitBreakerSchema = z.strictObject({
 });
 
 const RateLimitSchema = z.strictObject({
-  perSecond: rate().describe('tokens refilled per second'),
+  perSecond: rate().describe(
+    'calls allowed in any second (a sliding window; below 1, one call per `1 / perSecond` seconds)',
+  ),
   scope: z
     .enum(['process', 'account'])
     .prefault('process')
     .describe(
-      '`process`: one bucket per replica; `account`: one bucket in Redis shared by every replica and ' +
+      '`process`: one window per replica; `account`: one window in Redis shared by every replica and ' +
         'by the REST and SOAP providers of the same Dyn account (per process while Redis is down)',
     ),
 });
 
-/** A provider's token bucket after parsing; absent means no limit. */
+/** A provider's rate limit after parsing; absent means no limit. */
 export type RateLimitConfig = z.output<typeof RateLimitSchema>;
 
 const MAX_CONCURRENT_TEXT =
@@ -199,8 +201,9 @@ const MAX_CONCURRENT_TEXT =
   'this is not given';
 
 const RATE_LIMIT_PER_SECOND_TEXT =
-  'token bucket of cancels per second for this provider, per process; an empty bucket answers ' +
-  "`429 RATE_LIMITED` at once, nothing sent. Dyn's bucket also counts job polls and re-logins";
+  'cancels allowed in any second for this provider, per process (a sliding window: never more ' +
+  'in any second, however the calls bunch); over it the gateway answers `429 RATE_LIMITED` at ' +
+  "once, nothing sent. Dyn's limit also counts job polls and re-logins";
 
 /** Options every provider type accepts; only the defaults differ by type. */
 function commonProviderOptions(defaults: { timeoutMs: number; maxResponseBytes: number }) {
@@ -272,7 +275,7 @@ const dynOptions = {
   rateLimit: RateLimitSchema.optional().meta(
     computedDefault(
       `\`{ perSecond: ${DYN_RATE_LIMIT_PER_SECOND}, scope: process }\``,
-      'the token bucket with its scope; give this or `rateLimitPerSecond`, not both',
+      'the rate limit with its scope; give this or `rateLimitPerSecond`, not both',
     ),
   ),
 };
@@ -303,7 +306,7 @@ function resolveDyn<T extends DynInput>(input: T) {
     maxConcurrent: maxConcurrent ?? DEFAULT_MAX_CONCURRENT,
     /** Keep-alive connections of the provider's undici pool. */
     connections: maxConcurrent ?? input.maxSessions * 2,
-    /** The provider's token bucket: `rateLimit`, else `rateLimitPerSecond` per process. */
+    /** The provider's rate limit: `rateLimit`, else `rateLimitPerSecond` per process. */
     rateLimit: rateLimit ?? {
       perSecond: rateLimitPerSecond ?? DYN_RATE_LIMIT_PER_SECOND,
       scope: 'process' as const,
@@ -324,7 +327,7 @@ export const MethodcallProviderSchema = z
     ...cfg,
     /** Keep-alive connections of the provider's undici pool. */
     connections: cfg.maxConcurrent,
-    /** The provider's token bucket; methodcall has no documented limit, so none by default. */
+    /** The provider's rate limit (a sliding window); methodcall has no documented limit, so none by default. */
     rateLimit:
       rateLimitPerSecond === undefined
         ? undefined

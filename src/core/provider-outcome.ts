@@ -52,6 +52,12 @@ export interface Confirmation {
   outcome: ProviderOutcome;
   /** For `unknown`: ask again no sooner than this (seconds), when the upstream said so. */
   retryAfterSeconds?: number;
+  /**
+   * For `pending`: the task was read while the cancel may still be applied (no job of it was
+   * seen to end: its session was not kept, or Dyn gave no job id), so the read may show the
+   * task as it was before the cancel. It settles nothing; it is asked again.
+   */
+  cancelMayApply?: true;
 }
 
 /** Builds a failed outcome; keeps call sites to one line. */

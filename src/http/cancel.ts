@@ -17,6 +17,7 @@ import {
   scopeOf,
   type Refuse,
   type RequestScope,
+  type Work,
 } from './scope';
 
 /** Items of one batch run at most this many at a time, so one batch cannot fill a bulkhead. */
@@ -25,10 +26,15 @@ const BATCH_CONCURRENCY = 16;
 /** The server span of one `/cancel/batch` item, under the batch's `POST /cancel/batch`. */
 const ITEM_SPAN = 'cancel batch item';
 
-/** One cancel from an already-parsed body: validation, authorization, single-flight, dispatch. */
+/**
+ * One cancel from an already-parsed body: validation, authorization, single-flight, dispatch.
+ * `work` is the request's, or the batch item's: its span's trace goes upstream, and the attempts
+ * made add to its upstream time.
+ */
 async function cancelOne(
   ctx: HttpContext,
   scope: RequestScope,
+  work: Work,
   requestId: string,
   input: unknown,
   within?: Deadline,
@@ -56,7 +62,8 @@ async function cancelOne(
           log: ctx.logger,
           clock: ctx.clock,
           ...(within === undefined ? {} : { within }),
-          onAttempt: attemptMetrics(ctx, 'cancel'),
+          onAttempt: attemptMetrics(ctx, 'cancel', work),
+          trace: work.span.trace,
         },
       ),
     waitMs === undefined ? {} : { waitMs },
@@ -82,7 +89,7 @@ export function cancelRoute(ctx: HttpContext): RequestHandler[] {
         scope.caller?.id ?? 'anonymous',
         scope.requestId,
         body,
-        () => cancelOne(ctx, scope, scope.requestId, body),
+        () => cancelOne(ctx, scope, scope, scope.requestId, body),
       ),
     );
     finish(res, result.answer, result.reason);
@@ -122,14 +129,14 @@ export function batchRoute(ctx: HttpContext): RequestHandler[] {
       for (let i = next++; i < items.length; i = next++) {
         const itemStarted = ctx.clock.now();
         const itemId = `${requestId}.${i}`;
-        const span = scope.span.child(ITEM_SPAN, { batchIndex: i });
-        const { answer, reason } = await span.run(() =>
-          cancelOne(ctx, scope, itemId, items[i], deadline),
+        const item: Work = { span: scope.span.child(ITEM_SPAN, { batchIndex: i }), upstreamMs: 0 };
+        const { answer, reason } = await item.span.run(() =>
+          cancelOne(ctx, scope, item, itemId, items[i], deadline),
         );
         const elapsedMs = ctx.clock.now() - itemStarted;
         answer.body.durationMs = Math.round(elapsedMs);
         results[i] = answer.body;
-        record(ctx, scope, span, answer, statusOf(answer.body), elapsedMs, 'cancel', reason);
+        record(ctx, scope, item, answer, statusOf(answer.body), elapsedMs, 'cancel', reason);
       }
     };
     try {

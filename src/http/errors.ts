@@ -3,6 +3,7 @@ import { gatewayFailure } from '../core/result';
 import type { Logger } from '../observability/logger';
 import { requestIdOf } from './request-id';
 import { respond } from './respond';
+import { findScope, serverTimingNow } from './scope';
 
 /** Unknown paths: 404 in the unified shape. */
 export const notFound: RequestHandler = (req, res) => {
@@ -41,6 +42,7 @@ export function errorHandler(logger: Logger): ErrorRequestHandler {
     if (typeof status === 'number' && status >= 400 && status < 500) {
       // Framework-level client errors (a malformed URL, say) are the caller's, not bugs.
       if (!res.headersSent) {
+        setServerTiming(res);
         respond(res, {
           body: gatewayFailure(
             requestIdOf(res),
@@ -56,7 +58,16 @@ export function errorHandler(logger: Logger): ErrorRequestHandler {
   };
 }
 
-/** A bug: logged with its stack; the caller gets 500 in the unified shape, never the stack. */
+/** A task endpoint's answer has `Server-Timing` whoever writes it (contract §4: always). */
+function setServerTiming(res: Response): void {
+  const scope = findScope(res);
+  if (scope !== undefined) res.setHeader('Server-Timing', serverTimingNow(scope));
+}
+
+/**
+ * A bug: logged with its stack (and the request's trace id, on a task endpoint); the caller gets
+ * 500 in the unified shape, never the stack.
+ */
 function internalError(
   logger: Logger,
   err: unknown,
@@ -65,11 +76,13 @@ function internalError(
   res: Response,
 ): void {
   const requestId = requestIdOf(res);
-  logger.error({ err, requestId, method, path }, 'unhandled error');
+  const traceId = findScope(res)?.span.traceId;
+  logger.error({ err, requestId, traceId, method, path }, 'unhandled error');
   if (res.headersSent) {
     res.destroy();
     return;
   }
+  setServerTiming(res);
   respond(res, {
     body: gatewayFailure(
       requestId,

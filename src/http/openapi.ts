@@ -414,7 +414,9 @@ function responseHeaders(): Record<string, OpenApiObject> {
       example: 'Bearer realm="cancel-gateway"',
     },
     ServerTiming: {
-      description: "The answer's time split into the gateway's own and the upstream attempts'.",
+      description:
+        "The answer's time split into the gateway's own and that of the upstream attempts this " +
+        'request made (none for an answer replayed or shared with a concurrent duplicate).',
       required: false,
       schema: { type: 'string' },
       example: 'gateway;dur=1.2, upstream;dur=12.8',
@@ -454,7 +456,7 @@ export function buildOpenApi(active: ActiveConfig, version: string): OpenApiObje
       'X-Request-Id': ref('headers', 'XRequestId'),
       ...(RETRY_AFTER_STATUSES.has(status) ? { 'Retry-After': ref('headers', 'RetryAfter') } : {}),
       ...(status === 401 ? { 'WWW-Authenticate': ref('headers', 'WwwAuthenticate') } : {}),
-      ...(cancel && status !== 500 ? { 'Server-Timing': ref('headers', 'ServerTiming') } : {}),
+      ...(cancel ? { 'Server-Timing': ref('headers', 'ServerTiming') } : {}),
     });
   const plainHeaders = { 'X-Request-Id': ref('headers', 'XRequestId') };
   const commonParameters = [

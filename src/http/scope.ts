@@ -4,55 +4,63 @@ import { toProblems } from '../core/request';
 import { gatewayFailure, type Answer, type UnifiedResult } from '../core/result';
 import type { RequestOperation } from '../observability/metrics';
 import { extractContext, startServerSpan, type ServerSpan } from '../observability/tracing';
+import type { Clock } from '../resilience/clock';
 import type { DispatchOperation, DispatchOptions } from '../routing/dispatch';
 import type { Caller } from './auth';
 import type { ActiveConfig, HttpContext } from './context';
 import { requestIdOf } from './request-id';
 import { respond, statusOf } from './respond';
 
+/** One answer's work (a request's, or one batch item's): its span and its upstream time. */
+export interface Work {
+  /** Its server span (`POST /cancel`, `GET /tasks/{target}/{taskId}`, `cancel batch item`). */
+  readonly span: ServerSpan;
+  /**
+   * Milliseconds of the upstream attempts made for this answer (`attemptMetrics` adds them). An
+   * answer replayed from memory or an `Idempotency-Key`, or shared with a concurrent duplicate
+   * that made the call, made none here: its `attempts` are another request's.
+   */
+  upstreamMs: number;
+}
+
 /**
  * What a request to a task endpoint (`/cancel`, `/cancel/batch`, `GET /tasks/...`) carries from
  * its first middleware to its answer.
  */
-export interface RequestScope {
+export interface RequestScope extends Work {
   requestId: string;
-  /** On the context's clock. */
+  /** On `clock`, the context's. */
   startedMs: number;
+  clock: Clock;
   /** The config this request started on; it finishes on it even if a reload swaps it. */
   active: ActiveConfig;
   caller: Caller | undefined;
-  /** The request's server span (`POST /cancel`, `GET /tasks/{target}/{taskId}`, …). */
-  span: ServerSpan;
+}
+
+/** The scope `admit` gave this response, or undefined off the task endpoints. */
+export function findScope(res: Response): RequestScope | undefined {
+  return res.locals.requestScope as RequestScope | undefined;
 }
 
 /** The scope `admit` gave this response. */
 export function scopeOf(res: Response): RequestScope {
-  const scope = res.locals.requestScope as RequestScope | undefined;
+  const scope = findScope(res);
   if (scope === undefined) throw new Error('internal: request scope missing (admit did not run)');
   return scope;
 }
 
-/** An answer's time split into the gateway's own and the upstream's (the sum of the attempts). */
-interface TimeSplit {
-  gatewayMs: number;
-  upstreamMs: number;
-}
-
-function splitOf(elapsedMs: number, attempts: readonly { durationMs: number }[]): TimeSplit {
-  const upstreamMs = attempts.reduce((sum, a) => sum + a.durationMs, 0);
-  return { gatewayMs: Math.max(0, elapsedMs - upstreamMs), upstreamMs };
-}
-
 /**
- * `Server-Timing`: the answer's time split into the gateway's own and the upstream's (the sum of
- * the attempts), as Kong's proxy and upstream latency headers split it.
+ * `Server-Timing`: the answer's time split into the gateway's own and the upstream's (the time
+ * of the upstream attempts it made itself), as Kong's proxy and upstream latency headers split it.
  */
-export function serverTiming(
-  elapsedMs: number,
-  attempts: readonly { durationMs: number }[],
-): string {
-  const { gatewayMs, upstreamMs } = splitOf(elapsedMs, attempts);
+export function serverTiming(elapsedMs: number, upstreamMs: number): string {
+  const gatewayMs = Math.max(0, elapsedMs - upstreamMs);
   return `gateway;dur=${gatewayMs.toFixed(1)}, upstream;dur=${upstreamMs.toFixed(1)}`;
+}
+
+/** `Server-Timing` of a task endpoint's answer as of now (an answer its handler never wrote). */
+export function serverTimingNow(scope: RequestScope): string {
+  return serverTiming(scope.clock.now() - scope.startedMs, scope.upstreamMs);
 }
 
 /**
@@ -63,7 +71,7 @@ export function serverTiming(
 export function record(
   ctx: HttpContext,
   scope: RequestScope,
-  span: ServerSpan,
+  work: Work,
   answer: Answer,
   status: number,
   elapsedMs: number,
@@ -83,9 +91,12 @@ export function record(
     operation,
   });
   metrics.cancelDuration.observe({ target, outcome: b.outcome, operation }, elapsedMs / 1000);
-  const split = splitOf(elapsedMs, b.attempts ?? []);
-  metrics.cancelGatewayTime.observe({ target, operation }, split.gatewayMs / 1000);
-  metrics.cancelUpstreamTime.observe({ target, operation }, split.upstreamMs / 1000);
+  const { span, upstreamMs } = work;
+  metrics.cancelGatewayTime.observe(
+    { target, operation },
+    Math.max(0, elapsedMs - upstreamMs) / 1000,
+  );
+  metrics.cancelUpstreamTime.observe({ target, operation }, upstreamMs / 1000);
   if (span.recording) {
     // Only configured names reach the span, as for the labels above.
     const provider =
@@ -99,7 +110,7 @@ export function record(
         outcome: b.outcome,
         ...(b.error === undefined ? {} : { code: b.error.code }),
         // A batch item's status is only that of its result: the HTTP answer is the batch's 200.
-        ...(span === scope.span ? { httpStatus: status } : {}),
+        ...(work === scope ? { httpStatus: status } : {}),
       },
       status >= 500,
     );
@@ -138,12 +149,12 @@ export function finisher(
     const elapsedMs = ctx.clock.now() - scope.startedMs;
     answer.body.durationMs = Math.round(elapsedMs);
     if (res.headersSent) {
-      record(ctx, scope, scope.span, answer, statusOf(answer.body), elapsedMs, operation, reason);
+      record(ctx, scope, scope, answer, statusOf(answer.body), elapsedMs, operation, reason);
       return;
     }
-    res.setHeader('Server-Timing', serverTiming(elapsedMs, answer.body.attempts ?? []));
+    res.setHeader('Server-Timing', serverTiming(elapsedMs, scope.upstreamMs));
     const status = respond(res, answer);
-    record(ctx, scope, scope.span, answer, status, elapsedMs, operation, reason);
+    record(ctx, scope, scope, answer, status, elapsedMs, operation, reason);
   };
 }
 
@@ -177,7 +188,15 @@ export function admit(
         if (res.writableFinished) span.end({ httpStatus: res.statusCode }, res.statusCode >= 500);
       });
     }
-    const scope: RequestScope = { requestId, startedMs, active, caller: undefined, span };
+    const scope: RequestScope = {
+      requestId,
+      startedMs,
+      clock: ctx.clock,
+      active,
+      caller: undefined,
+      span,
+      upstreamMs: 0,
+    };
     res.locals.requestScope = scope;
     if (ctx.isDraining()) {
       refuse(res, {
@@ -234,14 +253,19 @@ export function forbidden(
 
 /**
  * The metrics of every upstream attempt of a dispatch: results by provider and protocol, refused
- * credentials, and the attempt's time labelled with `operation` (`cancel` or `read`).
+ * credentials, and the attempt's time labelled with `operation` (`cancel` or `read`); the time
+ * is also added to `work`'s upstream time. Only a dispatch this request runs itself reports
+ * attempts: a replayed or shared answer adds nothing.
  */
 export function attemptMetrics(
   ctx: HttpContext,
   operation: DispatchOperation,
+  work: Work,
 ): NonNullable<DispatchOptions['onAttempt']> {
   const { metrics } = ctx;
   return (entry, outcome, durationMs) => {
+    // Whole milliseconds, as `attempts` shows them: the header adds up with the body.
+    work.upstreamMs += Math.round(durationMs);
     metrics.upstreamRequests.inc({
       provider: entry.name,
       protocol: entry.provider.protocol,

@@ -41,7 +41,12 @@ async function readOne(ctx: HttpContext, scope: RequestScope, params: unknown): 
   return dispatchRead(
     scope.active.runtime,
     { requestId, target, taskId },
-    { log: ctx.logger, clock: ctx.clock, onAttempt: attemptMetrics(ctx, 'read') },
+    {
+      log: ctx.logger,
+      clock: ctx.clock,
+      onAttempt: attemptMetrics(ctx, 'read', scope),
+      trace: scope.span.trace,
+    },
   );
 }
 

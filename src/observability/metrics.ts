@@ -23,7 +23,10 @@ export interface Metrics {
   cancelDuration: Histogram<'target' | 'outcome' | 'operation'>;
   /** The gateway's share of an answer's time: what `Server-Timing` reports as `gateway`. */
   cancelGatewayTime: Histogram<'target' | 'operation'>;
-  /** The upstream's share (every attempt's time summed): `Server-Timing`'s `upstream`. */
+  /**
+   * The upstream's share (the time of the attempts the request made itself; none for an answer
+   * replayed or shared with a concurrent duplicate): `Server-Timing`'s `upstream`.
+   */
   cancelUpstreamTime: Histogram<'target' | 'operation'>;
   upstreamRequests: Counter<'provider' | 'protocol' | 'result'>;
   upstreamDuration: Histogram<'provider' | 'operation'>;
@@ -66,8 +69,8 @@ export function createMetrics(): Metrics {
   const cancelGatewayTime = new Histogram({
     name: 'gateway_cancel_gateway_seconds',
     help:
-      "The gateway's own share of answering one request: its time minus the upstream attempts' " +
-      '(Server-Timing gateway).',
+      "The gateway's own share of answering one request: its time minus that of the upstream " +
+      'attempts it made (Server-Timing gateway).',
     labelNames: ['target', 'operation'] as const,
     buckets: OWN_TIME_BUCKETS,
     registers: [registry],
@@ -75,8 +78,8 @@ export function createMetrics(): Metrics {
   const cancelUpstreamTime = new Histogram({
     name: 'gateway_cancel_upstream_seconds',
     help:
-      "The upstream's share of answering one request: its attempts' time summed (Server-Timing " +
-      'upstream).',
+      "The upstream's share of answering one request: the time of the upstream attempts it made " +
+      'itself, 0 for a replayed answer (Server-Timing upstream).',
     labelNames: ['target', 'operation'] as const,
     buckets: DURATION_BUCKETS,
     registers: [registry],

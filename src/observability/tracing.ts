@@ -3,6 +3,7 @@ import {
   ROOT_CONTEXT,
   SpanKind,
   SpanStatusCode,
+  TraceFlags,
   createContextKey,
   defaultTextMapGetter,
   defaultTextMapSetter,
@@ -19,7 +20,11 @@ import {
   envDetector,
   resourceFromAttributes,
 } from '@opentelemetry/resources';
-import { BasicTracerProvider, BatchSpanProcessor } from '@opentelemetry/sdk-trace-base';
+import {
+  BasicTracerProvider,
+  BatchSpanProcessor,
+  RandomIdGenerator,
+} from '@opentelemetry/sdk-trace-base';
 import {
   ATTR_ERROR_TYPE,
   ATTR_HTTP_REQUEST_METHOD,
@@ -68,8 +73,8 @@ export interface TracingOptions {
  * `OTEL_EXPORTER_OTLP_[TRACES_]HEADERS|TIMEOUT|COMPRESSION`) from `process.env` itself, so `env`
  * must be `process.env` (tests set it there too). Nothing is registered globally: no tracer
  * provider, context manager or propagator. Spans get their parent context explicitly, and the
- * request's context reaches the upstream calls through this module's own context manager
- * (`ServerSpan.run`, `startClientSpan`).
+ * request's trace reaches its upstream calls in their call context (`RequestTrace`), or through
+ * this module's own context manager for a recording request (`ServerSpan.run`).
  */
 export function createTracing(env: NodeJS.ProcessEnv, options: TracingOptions = {}): Tracing {
   if (!exportConfigured(env)) {
@@ -191,12 +196,40 @@ export function spanAttributes(fields: SpanFields): Attributes {
 }
 
 /**
- * The async context of the request an upstream call is made for. One AsyncLocalStorage-based
- * manager for the process (the way OpenTelemetry JS propagates context in Node), owned here and
- * not registered as the API's global manager: the SDK never needs an active context (every span
- * is started with an explicit one), and a global registration would leak between the gateways a
- * test process runs. Until the first `ServerSpan.run` with a valid trace, its AsyncLocalStorage
- * is never entered, so a gateway without tracing and without traced callers pays nothing for it.
+ * The trace of the request (or batch item) an upstream call is made for, handed down explicitly
+ * in the call's context (`CallContext.trace`, `ExchangeRequest.trace`). Made only by
+ * `startServerSpan`; its fields are for this module.
+ */
+export class RequestTrace {
+  #headers: TraceHeaders | undefined;
+
+  /** @internal `context` holds the server span; `recording` is that span's `isRecording()`. */
+  constructor(
+    readonly context: Context,
+    readonly tracer: Tracer,
+    readonly recording: boolean,
+  ) {}
+
+  /**
+   * `traceparent` (and `tracestate`) naming the server span itself: what an upstream call of a
+   * request that records nothing sends, since no client span of its would exist anywhere.
+   * Built on first use, once per request.
+   */
+  get headers(): Readonly<TraceHeaders> {
+    this.#headers ??= injectHeaders(this.context, {});
+    return this.#headers;
+  }
+}
+
+/**
+ * The async context of a recording request, for the upstream calls that do not carry its
+ * `RequestTrace` explicitly. One AsyncLocalStorage-based manager for the process (the way
+ * OpenTelemetry JS propagates context in Node), owned here and not registered as the API's global
+ * manager: the SDK never needs an active context (every span is started with an explicit one),
+ * and a global registration would leak between the gateways a test process runs. It is entered
+ * only by a request whose span records: on Node 20 and 22 an AsyncLocalStorage, once entered,
+ * makes every promise of the process run a hook (about 0.25 µs each, +15 % CPU per cancel), which
+ * tracing off must not pay; Node 24's AsyncLocalStorage costs next to nothing.
  */
 const requestContext = new AsyncLocalStorageContextManager().enable();
 
@@ -209,19 +242,24 @@ export function detached<T>(fn: () => T): T {
   return requestContext.with(ROOT_CONTEXT, fn);
 }
 
-/** The tracer of the gateway a request runs on, beside the request's span in its context. */
-const TRACER_KEY = createContextKey('cancel-gateway tracer');
+/** The `RequestTrace` of a recording request, beside its span in the async context. */
+const TRACE_KEY = createContextKey('cancel-gateway request trace');
+
+/** New W3C ids for a trace the gateway starts with tracing off (the SDK's own generator). */
+const ids = new RandomIdGenerator();
 
 /** A server span (a `/cancel`, a batch, one batch item) and the context its work runs in. */
 export interface ServerSpan {
   readonly span: Span;
   /** False for a no-op or unsampled span: its attributes would go nowhere, so skip building them. */
   readonly recording: boolean;
-  /** For the log line: the span's trace id, undefined outside any trace. */
-  readonly traceId: string | undefined;
+  /** For the log line: the span's trace id (the caller's, or one the gateway started). */
+  readonly traceId: string;
+  /** What the request's upstream calls continue: pass it down in their call context. */
+  readonly trace: RequestTrace;
   /**
-   * Runs `fn` with this span as the active one: the upstream calls it makes (`startClientSpan`)
-   * become children of the span and carry its `traceparent`.
+   * Runs `fn` as this span's work. A recording span is made the active one, so an upstream call
+   * that does not carry `trace` still becomes its child; otherwise `fn` just runs.
    */
   run<T>(fn: () => T): T;
   /** Starts a server span under this one (a batch item under its batch). */
@@ -235,8 +273,10 @@ export interface ServerSpan {
 
 /**
  * Starts a server span under `parent` (the caller's `extractContext`, or a batch's context).
- * With tracing off the tracer is the API's no-op one: the span then only carries the caller's
- * span context, if any, so the caller's trace id still reaches the log line and the upstream.
+ * With tracing off the tracer is the API's no-op one: its span carries the caller's span context
+ * (flags and `tracestate` included), so the caller's trace reaches the log line and the upstream
+ * unchanged; without a caller's trace the span gets new random ids, not sampled (nothing records
+ * it), so every request still has a trace id for its log line and a `traceparent` upstream.
  */
 export function startServerSpan(
   tracer: Tracer,
@@ -244,21 +284,27 @@ export function startServerSpan(
   parent: Context,
   fields: SpanFields,
 ): ServerSpan {
-  const span = tracer.startSpan(name, { kind: SpanKind.SERVER }, parent);
+  let span = tracer.startSpan(name, { kind: SpanKind.SERVER }, parent);
+  if (!isSpanContextValid(span.spanContext())) {
+    span = trace.wrapSpanContext({
+      traceId: ids.generateTraceId(),
+      spanId: ids.generateSpanId(),
+      traceFlags: TraceFlags.NONE,
+    });
+  }
   const recording = span.isRecording();
   if (recording) span.setAttributes(spanAttributes(fields));
-  const traceId = traceIdOf(span);
-  // Outside any trace there is nothing to propagate: no context is entered at all.
-  const context =
-    traceId === undefined ? undefined : trace.setSpan(parent, span).setValue(TRACER_KEY, tracer);
+  const context = trace.setSpan(parent, span);
+  const requestTrace = new RequestTrace(context, tracer, recording);
   let ended = false;
   return {
     span,
     recording,
-    traceId,
-    run: (fn) => (context === undefined ? fn() : requestContext.with(context, fn)),
-    child: (childName, childFields) =>
-      startServerSpan(tracer, childName, context ?? parent, childFields),
+    traceId: span.spanContext().traceId,
+    trace: requestTrace,
+    run: (fn) =>
+      recording ? requestContext.with(context.setValue(TRACE_KEY, requestTrace), fn) : fn(),
+    child: (childName, childFields) => startServerSpan(tracer, childName, context, childFields),
     end(endFields = {}, failed = false) {
       if (ended) return;
       ended = true;
@@ -277,38 +323,44 @@ export function startServerSpan(
 
 /** The client span of one upstream call and the headers that continue its trace upstream. */
 export interface ClientSpan {
-  readonly span: Span;
   /** `traceparent` (and the caller's `tracestate`) naming this span as the upstream's parent. */
-  readonly headers: TraceHeaders;
+  readonly headers: Readonly<TraceHeaders>;
   /** Sets the final attributes and ends the span; `failed` sets the error status. */
   end(fields: SpanFields, failed: boolean): void;
 }
 
+const noEnd = (): void => {
+  // A request that records nothing has no client span to end.
+};
+
 /**
- * A client span under the active request's server span (see `ServerSpan.run`), or undefined
- * outside any traced request: a call made at shutdown (the logouts of `close()`) or in a gateway
- * that neither traces nor was called with a trace context has no span and sends no traceparent.
- * `describe` is called only when there is a span to start.
+ * The client span of an upstream call made for `requestTrace` (or, without it, for the recording
+ * request active in the async context), or undefined outside any request: a call made at
+ * shutdown (the logouts of `close()`) or by a background confirmation has no span and sends no
+ * traceparent. A request that records nothing (tracing off, or not sampled) gets no client span:
+ * the upstream is sent the request's own `traceparent`. `describe` is called only when there is a
+ * span to start.
  */
 export function startClientSpan(
   describe: () => { name: string; fields: SpanFields },
+  requestTrace?: RequestTrace,
 ): ClientSpan | undefined {
-  const active = requestContext.active();
-  const tracer = active.getValue(TRACER_KEY) as Tracer | undefined;
-  if (tracer === undefined) return undefined;
+  const request =
+    requestTrace ?? (requestContext.active().getValue(TRACE_KEY) as RequestTrace | undefined);
+  if (request === undefined) return undefined;
+  if (!request.recording) return { headers: request.headers, end: noEnd };
   const { name, fields } = describe();
-  const span = tracer.startSpan(name, { kind: SpanKind.CLIENT }, active);
-  const recording = span.isRecording();
-  if (recording) span.setAttributes(spanAttributes(fields));
+  const span = request.tracer.startSpan(
+    name,
+    { kind: SpanKind.CLIENT, attributes: spanAttributes(fields) },
+    request.context,
+  );
   return {
-    span,
-    headers: injectHeaders(trace.setSpan(active, span), {}),
+    headers: injectHeaders(trace.setSpan(request.context, span), {}),
     end(endFields, failed) {
-      if (recording) {
-        span.setAttributes(spanAttributes(endFields));
-        if (failed) {
-          span.setStatus({ code: SpanStatusCode.ERROR, message: endFields.errorType ?? '' });
-        }
+      span.setAttributes(spanAttributes(endFields));
+      if (failed) {
+        span.setStatus({ code: SpanStatusCode.ERROR, message: endFields.errorType ?? '' });
       }
       span.end();
     },

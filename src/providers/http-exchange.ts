@@ -1,5 +1,5 @@
 import type { Dispatcher } from 'undici';
-import { startClientSpan, type ClientSpan } from '../observability/tracing';
+import { startClientSpan, type ClientSpan, type RequestTrace } from '../observability/tracing';
 import { errorCode } from './transport-errors';
 
 export type ResponseHeaders = Record<string, string | string[] | undefined>;
@@ -31,6 +31,11 @@ export interface ExchangeRequest {
   signal: AbortSignal;
   /** Bodies larger than this are not read (the socket is dropped). */
   maxBytes: number;
+  /**
+   * The trace of the request the call is made for (its `CallContext.trace`): the call sends its
+   * `traceparent`. Without it, a recording request active in the async context is continued.
+   */
+  trace?: RequestTrace;
 }
 
 class TooLarge extends Error {
@@ -56,8 +61,8 @@ const CLOSED_UNDER_US = new Set(['ECONNRESET', 'EPIPE', 'UND_ERR_SOCKET']);
  * another connection: that is how a socket the server closed while idle shows, and the cancel
  * certainly did not run. A connection cut after the answer began is never retried.
  *
- * Within a traced request each request sent (the resend too) is a client span under the request's
- * server span, and carries that span's `traceparent`/`tracestate`.
+ * Made for a request, each request sent (the resend too) carries its `traceparent`/`tracestate`,
+ * naming a client span of its own under the request's server span when that span records.
  */
 export async function exchange(
   dispatcher: Dispatcher,
@@ -85,7 +90,7 @@ function serverOf(origin: string): { address: string; port: number } {
   return server;
 }
 
-/** `exchangeOnce` inside a client span, when a traced request is active; as is otherwise. */
+/** `exchangeOnce` with the request's trace context (in a client span when it records), if any. */
 async function tracedExchange(
   dispatcher: Dispatcher,
   request: ExchangeRequest,
@@ -103,7 +108,7 @@ async function tracedExchange(
         ...(resend > 0 ? { resendCount: resend } : {}),
       },
     };
-  });
+  }, request.trace);
   if (span === undefined) return exchangeOnce(dispatcher, request);
   const result = await exchangeOnce(dispatcher, {
     ...request,

@@ -1,8 +1,11 @@
 import type { Tracer } from '@opentelemetry/api';
+import type { ProviderConfig } from '../config/schema';
 import type { Protocol } from '../core/protocols';
 import type { Confirmation, PendingCancel, ProviderOutcome } from '../core/provider-outcome';
 import type { Logger } from '../observability/logger';
+import type { RequestTrace } from '../observability/tracing';
 import type { Clock } from '../resilience/clock';
+import type { RateWindows } from '../resilience/rate-limit';
 import type { StateStore } from '../state/store';
 
 /** The edges a provider factory is given, so tests can aim providers at simulators and fake time. */
@@ -14,6 +17,12 @@ export interface ProviderDeps {
   store: StateStore;
   /** Time for rate limits, job polling and session back-off. */
   clock: Clock;
+  /**
+   * The per-process rate-limit windows, one set for the gateway's lifetime: a provider rebuilt
+   * by a reload draws from its predecessor's window (`rateWindowKey`). Absent (a provider built
+   * alone, in a test): each provider instance has a window of its own.
+   */
+  rateWindows?: RateWindows;
   /** Sent as `User-Agent` on every upstream call: `cancel-gateway/<version>`. */
   userAgent: string;
   /** `HTTPS_PROXY`, `HTTP_PROXY`, `NO_PROXY` (either case) are read from here. */
@@ -29,6 +38,38 @@ export interface ProviderDeps {
   keepJobSessionsMs?: number;
 }
 
+/**
+ * Which rate-limit window a provider draws from: its name and the upstream its calls count
+ * against (Dyn: the account and the API's origin; methodcall: the URL's origin). Instances of one
+ * provider with the same key, before and after a reload, share one window.
+ */
+export function rateWindowKey(name: string, cfg: ProviderConfig): string {
+  switch (cfg.type) {
+    case 'methodcall':
+      return JSON.stringify([name, cfg.type, originOf(cfg.url)]);
+    case 'dyn-rest':
+      return JSON.stringify([name, 'dyn', cfg.customerName, cfg.userName, originOf(cfg.baseUrl)]);
+    case 'dyn-soap':
+      // Without `endpoint` the WSDL's address applies, which the config does not show.
+      return JSON.stringify([
+        name,
+        'dyn',
+        cfg.customerName,
+        cfg.userName,
+        cfg.endpoint === undefined ? '' : originOf(cfg.endpoint),
+      ]);
+    default: {
+      const unreachable: never = cfg;
+      throw new Error(`unknown provider type ${JSON.stringify(unreachable)}`);
+    }
+  }
+}
+
+/** A validated URL's origin (scheme, host, port): paths of one API count together. */
+function originOf(url: string): string {
+  return URL.canParse(url) ? new URL(url).origin : url;
+}
+
 /** What a provider gets with each call. */
 export interface CallContext {
   /** Aborted when the attempt's or the request's deadline passes. */
@@ -37,6 +78,11 @@ export interface CallContext {
   log: Logger;
   /** Sent upstream where the protocol allows a header. */
   requestId: string;
+  /**
+   * The request's trace: every upstream call made for it sends its `traceparent` (passed on as
+   * `ExchangeRequest.trace`). Absent for work outside any request (background confirmations).
+   */
+  trace?: RequestTrace;
 }
 
 /** Translates one cancel (and, where the protocol has one, a task read) into one upstream protocol. */

@@ -7,6 +7,7 @@ import {
   type AttemptRecord,
 } from '../core/result';
 import type { Logger } from '../observability/logger';
+import type { RequestTrace } from '../observability/tracing';
 import type { Provider } from '../providers/provider';
 import type { Clock } from '../resilience/clock';
 import { deadlineIn, type Deadline } from '../resilience/deadline';
@@ -29,6 +30,8 @@ export interface DispatchOptions {
   onAttempt?: (provider: ProviderRuntime, outcome: ProviderOutcome, durationMs: number) => void;
   /** An outer deadline (a batch's): the request ends at the earlier of it and the route's. */
   within?: Deadline;
+  /** The request's (or batch item's) trace, handed to every provider call as `CallContext.trace`. */
+  trace?: RequestTrace;
 }
 
 /**
@@ -162,6 +165,7 @@ async function runChain(
         const ctx = {
           signal,
           requestId,
+          ...(options.trace === undefined ? {} : { trace: options.trace }),
           get log() {
             return ctxLog();
           },

@@ -64,8 +64,17 @@ export interface ReconcilerOptions {
 
 /** Background confirmation of the cancels that ended in an ambiguous timeout. */
 export interface Reconciler {
-  /** Starts following one timed-out cancel; `requestId` is the request that timed out. */
-  schedule(target: string, taskId: string, pending: PendingConfirmation, requestId: string): void;
+  /**
+   * Starts following one timed-out cancel; `requestId` is the request that timed out and
+   * `rememberedAt` its remembered timeout's `at` (the one a `pending` settle forgets).
+   */
+  schedule(
+    target: string,
+    taskId: string,
+    pending: PendingConfirmation,
+    requestId: string,
+    rememberedAt: string,
+  ): void;
   /** Timeouts followed now (waiting for their next attempt or in one). */
   size(): number;
   /** Stops at once: attempts in progress are aborted; resolves when every one has ended. */
@@ -78,6 +87,8 @@ interface Followed {
   taskId: string;
   pending: PendingConfirmation;
   requestId: string;
+  /** The remembered timeout this follows (the newest one of this process). */
+  rememberedAt: string;
   /** On the clock: when the timeout was scheduled, and when following it ends. */
   startedAt: number;
   until: number;
@@ -165,7 +176,7 @@ export function createReconciler(options: ReconcilerOptions): Reconciler {
         ...(task === undefined ? {} : { task }),
       });
     } else if (result === 'pending' || result === 'finished') {
-      await memory.forgetUnsure(target, taskId);
+      await memory.forgetUnsure(target, taskId, item.rememberedAt);
     }
     // `gone`: the remembered timeout stays, so a repeat answers GONE_AFTER_TIMEOUT.
   }
@@ -214,7 +225,8 @@ export function createReconciler(options: ReconcilerOptions): Reconciler {
       }
       if (found === undefined || stopped()) return 'stopped';
       item.last = found;
-      const settled = SETTLED[found.state];
+      // A task read as pending while the cancel may still apply settles nothing: ask again.
+      const settled = found.cancelMayApply === true ? undefined : SETTLED[found.state];
       if (settled !== undefined) return settled;
       if (clock.now() >= item.until) return 'expired';
       backoff = Math.min(backoff * 2, MAX_BACKOFF_MS);
@@ -226,13 +238,24 @@ export function createReconciler(options: ReconcilerOptions): Reconciler {
   async function follow(item: Followed): Promise<void> {
     let lease: Lease | undefined;
     try {
-      const claim = await store.claimLease(`reconcile:${item.key}`, LEASE_MS);
-      if ('heldBy' in claim) {
+      let claim = await store.claimLease(`reconcile:${item.key}`, LEASE_MS);
+      // Another replica follows an earlier timeout of this task; this one's job may be newer, so
+      // it is followed once that replica is done (what that one settles never removes it).
+      while ('heldBy' in claim) {
         logger.debug(
           { requestId: item.requestId, target: item.target, taskId: item.taskId },
-          'timeout already being confirmed by another replica',
+          'timeout already being confirmed by another replica; waiting for it',
         );
-        return;
+        if (clock.now() >= item.until) {
+          report(item, 'expired');
+          return;
+        }
+        await sleep(clock, Math.min(LEASE_MS, item.until - clock.now()), stopping.signal);
+        if (stopped()) {
+          report(item, 'stopped');
+          return;
+        }
+        claim = await store.claimLease(`reconcile:${item.key}`, LEASE_MS);
       }
       // `unavailable`: the store is down; confirming here is better than not at all.
       if ('lease' in claim) lease = claim.lease;
@@ -253,7 +276,7 @@ export function createReconciler(options: ReconcilerOptions): Reconciler {
   }
 
   return {
-    schedule(target, taskId, pending, requestId) {
+    schedule(target, taskId, pending, requestId, rememberedAt) {
       if (stopped()) return;
       const key = `${target}:${taskId}`;
       const now = clock.now();
@@ -261,6 +284,7 @@ export function createReconciler(options: ReconcilerOptions): Reconciler {
       if (known !== undefined) {
         // A later timeout of the same cancel: its job (if any) is the one to poll now.
         known.pending = pending;
+        known.rememberedAt = rememberedAt;
         known.until = Math.max(known.until, now + windowMs);
         known.generation++;
         return;
@@ -279,6 +303,7 @@ export function createReconciler(options: ReconcilerOptions): Reconciler {
         taskId,
         pending,
         requestId,
+        rememberedAt,
         startedAt: now,
         until: now + windowMs,
         attempts: 0,

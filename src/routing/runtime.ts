@@ -3,7 +3,7 @@ import type { LoadedConfig } from '../config/load';
 import type { ProviderConfig } from '../config/schema';
 import type { CircuitState } from '../core/circuit';
 import type { ProviderOutcome } from '../core/provider-outcome';
-import type { Provider, ProviderDeps } from '../providers/provider';
+import { rateWindowKey, type Provider, type ProviderDeps } from '../providers/provider';
 import { createProvider, providerFilesDigest } from '../providers/registry';
 import { breakerPolicy } from '../resilience/breaker';
 import { bulkheadPolicy } from '../resilience/bulkhead';
@@ -14,7 +14,12 @@ import {
   type Policy,
   type PolicyContext,
 } from '../resilience/policy';
-import { createRateLimiter, createTokenBucket, rateLimitPolicy } from '../resilience/rate-limit';
+import {
+  createRateLimiter,
+  leaseWindow,
+  rateLimitPolicy,
+  type WindowLease,
+} from '../resilience/rate-limit';
 import { retryPolicy } from '../resilience/retry';
 import { attemptTimeoutPolicy } from '../resilience/timeout';
 
@@ -124,6 +129,8 @@ class LiveProvider implements ProviderRuntime {
   private closing: Promise<void> | undefined;
   private readonly policies: (attempt: Attempt, ctx: PolicyContext) => Promise<ProviderOutcome>;
   private readonly breaker: ReturnType<typeof breakerPolicy>;
+  /** Its rate-limit window (unless the provider keeps its own), released when it closes. */
+  private readonly rateWindow: WindowLease | undefined;
 
   constructor(
     readonly name: string,
@@ -139,7 +146,23 @@ class LiveProvider implements ProviderRuntime {
         `circuit ${state}`,
       );
     });
-    this.policies = composePolicies(policiesOf(config, provider, this.breaker, deps), clock);
+    // The process's window of this provider outlives the instance: one rebuilt by a reload, and
+    // this one while it retires, draw from the same calls of the last second.
+    this.rateWindow =
+      provider.ownsRateLimit !== true && config.rateLimit !== undefined
+        ? leaseWindow(
+            deps.rateWindows,
+            rateWindowKey(name, config),
+            config.rateLimit.perSecond,
+            clock,
+          )
+        : undefined;
+    this.policies = composePolicies(policiesOf(config, this.rateWindow, this.breaker, deps), clock);
+  }
+
+  /** Gives its rate-limit window back (the window stays while another instance holds it). */
+  releaseRateWindow(): void {
+    this.rateWindow?.release();
   }
 
   readonly run = async (attempt: Attempt, ctx: PolicyContext): Promise<ProviderOutcome> => {
@@ -213,6 +236,8 @@ class LiveProvider implements ProviderRuntime {
   close(): Promise<void> {
     this.closing ??= (async () => {
       this.lineage.live.delete(this);
+      // No call runs any more (cut off or ended), so none can take from the window after this.
+      this.releaseRateWindow();
       const { logger } = this.deps;
       const closing = this.provider.close().then(
         () => true,
@@ -265,25 +290,21 @@ class LiveProvider implements ProviderRuntime {
 }
 
 /**
- * The policies around one provider, outermost first: rate limit (unless the provider keeps its
- * own, as Dyn does, whose polls and re-logins count against the same account limit), bulkhead,
- * circuit breaker, retries, and the per-attempt timeout. The request deadline bounds all of it.
+ * The policies around one provider, outermost first: rate limit (`rateWindow`: absent when the
+ * provider keeps its own, as Dyn does, whose polls and re-logins count against the same account
+ * limit), bulkhead, circuit breaker, retries, and the per-attempt timeout. The request deadline
+ * bounds all of it.
  */
 function policiesOf(
   cfg: ProviderConfig,
-  provider: Provider,
+  rateWindow: WindowLease | undefined,
   breaker: Policy,
   deps: ProviderDeps,
 ): Policy[] {
   const { clock } = deps;
   const policies: Policy[] = [];
-  if (provider.ownsRateLimit !== true && cfg.rateLimit !== undefined) {
-    const { perSecond } = cfg.rateLimit;
-    policies.push(
-      rateLimitPolicy(
-        createRateLimiter(createTokenBucket(perSecond, Math.max(1, Math.ceil(perSecond)), clock)),
-      ),
-    );
+  if (rateWindow !== undefined) {
+    policies.push(rateLimitPolicy(createRateLimiter(rateWindow.window)));
   }
   policies.push(
     bulkheadPolicy({ maxConcurrent: cfg.maxConcurrent, maxQueue: cfg.maxQueue }),
@@ -307,8 +328,9 @@ const partsOf = new WeakMap<Runtime, RuntimeParts>();
 /**
  * Builds providers and routes from a validated config; throws only for a provider that cannot
  * start. With `previous` (the runtime serving now), a provider whose settings are deep-equal to
- * its namesake's is taken over as it is (sessions, token bucket, breaker); the others are built.
- * Nothing of `previous` changes until `handOver(previous, next)`.
+ * its namesake's is taken over as it is (sessions, rate-limit window, breaker); the others are built,
+ * and draw from their namesake's rate-limit window (`deps.rateWindows`), now at the new rate.
+ * Nothing else of `previous` changes until `handOver(previous, next)`.
  */
 export async function buildRuntime(
   loaded: LoadedConfig,
@@ -352,6 +374,8 @@ export async function buildRuntime(
       routes.set(target, { target, chain, timeoutMs: route.timeoutMs });
     }
   } catch (err) {
+    // Their windows go back first: the instances still serving keep their own rate.
+    for (const entry of fresh) entry.releaseRateWindow();
     await Promise.allSettled(fresh.map((p) => p.provider.close()));
     throw err;
   }

@@ -90,8 +90,11 @@ export function createMemoryStore(maxEntries: number, now: () => number = Date.n
       write(`o:${key}`, value, ttlSeconds);
       return Promise.resolve();
     },
-    forgetOutcome(key) {
-      if (outcome(key)?.kind !== 'canceled') map.delete(`o:${key}`);
+    forgetOutcome(key, at) {
+      const remembered = outcome(key);
+      if (remembered !== undefined && remembered.kind !== 'canceled' && remembered.at === at) {
+        map.delete(`o:${key}`);
+      }
       return Promise.resolve();
     },
     beginFlight(key, at, timings) {
@@ -176,8 +179,8 @@ export function createMemoryStore(maxEntries: number, now: () => number = Date.n
       // No longer in flight: the release finds the final entry and leaves it.
       await lease?.release();
     },
-    // Per process, the providers' own buckets already are the limit.
-    takeToken: () => Promise.resolve(undefined),
+    // Per process, the providers' own windows already are the limit.
+    takeSlot: () => Promise.resolve(undefined),
     health: () => 'ok',
     close: () => Promise.resolve(),
   };

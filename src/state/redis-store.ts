@@ -1,11 +1,3 @@
-import {
-  BrokenCircuitError,
-  circuitBreaker,
-  ConsecutiveBreaker,
-  handleAll,
-  IsolatedCircuitError,
-  type IDisposable,
-} from 'cockatiel';
 import { Redis, type Result } from 'ioredis';
 import type { Answer } from '../core/result';
 import type { Logger } from '../observability/logger';
@@ -15,36 +7,47 @@ import type { IdempotencyEntry, Lease, LeaseClaim, Remembered, StateStore } from
 
 /** Default bound of every Redis call: a slow Redis must not slow cancels down. */
 const DEFAULT_TIMEOUT_MS = 250;
-/** Failed calls in a row that open the breaker: from then on Redis is not called at all. */
+/**
+ * Fast failures in a row (refused or closed connection, error replies) that open the breaker. A
+ * call that times out opens it at once: one /cancel makes several store calls in a row, and each
+ * waiting its full timeout would make a hung Redis cost a request a multiple of `timeoutMs`.
+ */
 const FAILURES_TO_OPEN = 5;
-/** While the breaker is open, Redis is asked this often (`PING`) whether it answers again. */
+/**
+ * While the breaker is open, Redis is asked (`PING`) whether it answers again: once at opening
+ * (it queues behind the slow command, so a Redis that was only slow closes the breaker as soon as
+ * it catches up), then after a pause of this long, doubling after each failed probe…
+ */
+const FIRST_PROBE_PAUSE_MS = 100;
+/** …up to this pause between probes. */
 const PROBE_EVERY_MS = 1_000;
+/** ioredis's documented rejection of a command that got no reply within `commandTimeout`. */
+const TIMED_OUT = 'Command timed out';
 /** Confirmed cancels kept in the process too, so repeats replay while Redis is away. */
 const LOCAL_CANCELS = 10_000;
 
 /**
- * A token bucket shared by every replica, in one atomic script. KEYS[1] the bucket hash;
- * ARGV: rate per second, capacity. Returns 0 when a token was taken, else the milliseconds
- * until one is free. Redis `TIME` is used, so replicas' clocks do not matter.
+ * A sliding window shared by every replica, in one atomic script: a list of the times of the last
+ * `limit` calls. KEYS[1] the list; ARGV: limit, window ms. Returns 0 when a slot was taken (its
+ * time appended), else the milliseconds until the oldest of the last `limit` leaves the window.
+ * Redis `TIME` is used, so replicas' clocks do not matter; a list left longer by a larger limit
+ * before a reload is trimmed.
  */
-const TAKE_TOKEN = `
-local rate = tonumber(ARGV[1])
-local capacity = tonumber(ARGV[2])
+const TAKE_SLOT = `
+local limit = tonumber(ARGV[1])
+local window = tonumber(ARGV[2])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local state = redis.call('HMGET', KEYS[1], 'tokens', 'at')
-local tokens = tonumber(state[1]) or capacity
-local at = tonumber(state[2]) or now
-tokens = math.min(capacity, tokens + math.max(0, now - at) * rate / 1000)
-local wait = 0
-if tokens >= 1 then
-  tokens = tokens - 1
-else
-  wait = math.ceil((1 - tokens) * 1000 / rate)
+local n = redis.call('LLEN', KEYS[1])
+if n >= limit then
+  local oldest = tonumber(redis.call('LINDEX', KEYS[1], -limit))
+  local wait = oldest + window - now
+  if wait > 0 then return math.ceil(wait) end
+  redis.call('LTRIM', KEYS[1], n - limit + 1, -1)
 end
-redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'at', now)
-redis.call('PEXPIRE', KEYS[1], math.ceil(capacity * 1000 / rate) + 1000)
-return wait
+redis.call('RPUSH', KEYS[1], now)
+redis.call('PEXPIRE', KEYS[1], math.ceil(window) + 1000)
+return 0
 `;
 
 /** True when the JSON text in `o` is an outcome of the kind ARGV names (Lua helper). */
@@ -121,20 +124,21 @@ return 0
 `;
 
 /**
- * Removes a remembered attempt or timeout in one step, never a confirmed cancel (one may have
- * been written since the caller looked). KEYS[1] the outcome.
+ * Removes a remembered attempt or timeout in one step, and only the one whose `at` is ARGV[1]:
+ * never a confirmed cancel, nor an attempt or timeout written since the caller looked (another
+ * replica's). KEYS[1] the outcome.
  */
 const FORGET_UNSURE = `
 local v = redis.call('GET', KEYS[1])
 if not v then return 0 end
 local ok, r = pcall(cjson.decode, v)
-if ok and type(r) == 'table' and r.kind == 'canceled' then return 0 end
+if not ok or type(r) ~= 'table' or r.kind == 'canceled' or r.at ~= ARGV[1] then return 0 end
 return redis.call('DEL', KEYS[1])
 `;
 
 declare module 'ioredis' {
   interface RedisCommander<Context> {
-    takeToken(key: string, rate: string, capacity: string): Result<number, Context>;
+    takeSlot(key: string, limit: string, windowMs: string): Result<number, Context>;
     beginFlight(
       outcome: string,
       lease: string,
@@ -165,7 +169,7 @@ declare module 'ioredis' {
     claimKey(key: string, value: string, ttlMs: string): Result<[number, string?], Context>;
     renewKey(key: string, value: string, ttlMs: string): Result<number, Context>;
     releaseKey(key: string, value: string): Result<number, Context>;
-    forgetUnsure(key: string): Result<number, Context>;
+    forgetUnsure(key: string, at: string): Result<number, Context>;
   }
 }
 
@@ -185,17 +189,19 @@ export interface RedisStoreOptions {
 }
 
 /**
- * The shared store: outcome memory, flights, leases, idempotency keys and account-wide buckets
+ * The shared store: outcome memory, flights, leases, idempotency keys and account-wide rate-limit windows
  * in Redis, keys namespaced and TTL'd; every multi-step change is one Lua script, so it is
  * atomic and costs one round trip. Every call is bounded by `timeoutMs` and never throws: on
- * failure the gateway runs degraded (logged once per state change). After `FAILURES_TO_OPEN`
- * failures in a row a breaker stops calling Redis (every call answers degraded at once) and a
- * background `PING` closes it again once Redis answers.
+ * failure the gateway runs degraded (logged once per state change). A call that times out, or
+ * `FAILURES_TO_OPEN` fast failures in a row, open a breaker that stops calling Redis (every call
+ * answers degraded at once), so a hung Redis costs one request at most one timeout however many
+ * store calls it makes; a background `PING` closes it again once Redis answers.
  */
 export async function createRedisStore(options: RedisStoreOptions): Promise<StateStore> {
+  const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   const redis = new Redis(options.url, {
     keyPrefix: options.prefix ?? 'cancel-gateway:',
-    commandTimeout: options.timeoutMs ?? DEFAULT_TIMEOUT_MS,
+    commandTimeout: timeoutMs,
     connectTimeout: 1_000,
     enableOfflineQueue: false,
     maxRetriesPerRequest: 0,
@@ -203,7 +209,7 @@ export async function createRedisStore(options: RedisStoreOptions): Promise<Stat
     // Reconnect forever, at most every 2 s: Redis coming back ends degraded mode by itself.
     retryStrategy: (times) => Math.min(100 * times, 2_000),
     scripts: {
-      takeToken: { numberOfKeys: 1, lua: TAKE_TOKEN },
+      takeSlot: { numberOfKeys: 1, lua: TAKE_SLOT },
       beginFlight: { numberOfKeys: 3, lua: BEGIN_FLIGHT },
       finishFlight: { numberOfKeys: 4, lua: FINISH_FLIGHT },
       peekFlight: { numberOfKeys: 2, lua: PEEK_FLIGHT },
@@ -214,6 +220,7 @@ export async function createRedisStore(options: RedisStoreOptions): Promise<Stat
     },
   });
   const local = createMemoryStore(LOCAL_CANCELS, options.now);
+  let closed = false;
   let health: 'ok' | 'degraded' = 'ok';
   const setHealth = (next: 'ok' | 'degraded', detail?: unknown): void => {
     if (next === health) return;
@@ -229,48 +236,64 @@ export async function createRedisStore(options: RedisStoreOptions): Promise<Stat
     options.onHealthChange?.(next);
   };
 
-  // Opened by failures in a row; then held open (isolated) until the probe hears Redis again.
-  const breaker = circuitBreaker(handleAll, {
-    halfOpenAfter: PROBE_EVERY_MS,
-    breaker: new ConsecutiveBreaker(FAILURES_TO_OPEN),
-  });
-  let isolation: IDisposable | undefined;
-  let probe: NodeJS.Timeout | undefined;
-  const breakerOpen = (): boolean => isolation !== undefined;
+  // The breaker: while open no call is sent (each answers degraded at once); only the probe's
+  // PING goes to Redis, one at a time, and its answer closes the breaker. Calls sent before it
+  // opened still end on their own (answer or timeout) and never close it.
+  let open = false;
+  // Read through a function after an await: the state may have changed meanwhile.
+  const breakerOpen = (): boolean => open && !closed;
+  let failuresInRow = 0;
+  let probing = false;
+  let probePause = FIRST_PROBE_PAUSE_MS;
+  let probeTimer: NodeJS.Timeout | undefined;
+  const closeBreaker = (): void => {
+    clearTimeout(probeTimer);
+    probeTimer = undefined;
+    open = false;
+    failuresInRow = 0;
+    setHealth('ok');
+    options.logger.info('state store (redis) breaker closed');
+  };
   const probeOnce = async (): Promise<void> => {
+    if (!open || probing || closed) return;
+    probing = true;
+    let answered = true;
     try {
       await redis.ping();
     } catch {
+      answered = false;
       options.onError?.('probe');
+    } finally {
+      probing = false;
+    }
+    if (!breakerOpen()) return;
+    if (answered) {
+      closeBreaker();
       return;
     }
-    clearInterval(probe);
-    probe = undefined;
-    const held = isolation;
-    isolation = undefined;
-    held?.dispose();
-    setHealth('ok');
+    // A probe is sent only after the last one ended: a hung Redis never piles PINGs up.
+    clearTimeout(probeTimer);
+    probeTimer = setTimeout(() => void probeOnce(), probePause);
+    probeTimer.unref();
+    probePause = Math.min(probePause * 2, PROBE_EVERY_MS);
   };
-  breaker.onBreak((reason) => {
-    if ('isolated' in reason || isolation !== undefined) return;
-    isolation = breaker.isolate();
-    probe = setInterval(() => void probeOnce(), PROBE_EVERY_MS);
-    probe.unref();
+  const openBreaker = (why: Record<string, unknown>): void => {
+    if (open) return;
+    open = true;
+    probePause = FIRST_PROBE_PAUSE_MS;
     options.logger.warn(
-      { failures: FAILURES_TO_OPEN, probeEveryMs: PROBE_EVERY_MS },
+      { ...why, probeEveryMs: PROBE_EVERY_MS },
       'state store (redis) breaker open: not calling redis until it answers a probe',
     );
-  });
-  breaker.onReset(() => {
-    options.logger.info('state store (redis) breaker closed');
-  });
+    void probeOnce();
+  };
 
   // Connection errors are reported through `health`; without a listener ioredis would log them.
   redis.on('error', (err) => {
     setHealth('degraded', err);
   });
   redis.on('ready', () => {
-    if (isolation === undefined) setHealth('ok');
+    if (!open) setHealth('ok');
     else void probeOnce();
   });
   // Start once connected, or after the connect timeout degraded: a Redis that is down at start
@@ -285,18 +308,26 @@ export async function createRedisStore(options: RedisStoreOptions): Promise<Stat
 
   /** One bounded call: its result, or undefined (counted, degraded) when Redis fails. */
   async function call<T>(operation: string, run: () => Promise<T>): Promise<T | undefined> {
-    if (breakerOpen()) return undefined;
+    // Not another Redis failure: not counted, and the probe alone decides when to call again.
+    if (open) return undefined;
     try {
-      const result = await breaker.execute(run);
+      const result = await run();
       // A late answer to a call sent before the breaker opened does not close it: the probe does.
-      if (!breakerOpen()) setHealth('ok');
+      if (!breakerOpen()) {
+        failuresInRow = 0;
+        setHealth('ok');
+      }
       return result;
     } catch (err) {
-      // A call refused by the open breaker is not another Redis failure.
-      if (err instanceof BrokenCircuitError || err instanceof IsolatedCircuitError)
-        return undefined;
       options.onError?.(operation);
       setHealth('degraded', err);
+      // A timeout has already cost its request the whole budget: the next call of the same
+      // request (and of every other) must not wait again, so one is enough to open.
+      if (err instanceof Error && err.message === TIMED_OUT) {
+        openBreaker({ reason: 'timeout', operation, timeoutMs });
+      } else if (++failuresInRow >= FAILURES_TO_OPEN) {
+        openBreaker({ reason: 'failures', failures: FAILURES_TO_OPEN });
+      }
       return undefined;
     }
   }
@@ -340,7 +371,6 @@ export async function createRedisStore(options: RedisStoreOptions): Promise<Stat
     if (isCanceled(value)) await local.rememberOutcome(key, value, ttlSeconds);
   };
 
-  let closed = false;
   const store: StateStore = {
     kind: 'redis',
     async getOutcome(key) {
@@ -355,9 +385,9 @@ export async function createRedisStore(options: RedisStoreOptions): Promise<Stat
         redis.set(`o:${key}`, JSON.stringify(value), 'EX', ttlSeconds),
       );
     },
-    async forgetOutcome(key) {
-      await local.forgetOutcome(key);
-      await call('forget_outcome', () => redis.forgetUnsure(`o:${key}`));
+    async forgetOutcome(key, at) {
+      await local.forgetOutcome(key, at);
+      await call('forget_outcome', () => redis.forgetUnsure(`o:${key}`, at));
     },
     async beginFlight(key, at, timings) {
       const mine = await local.getOutcome(key);
@@ -447,15 +477,15 @@ export async function createRedisStore(options: RedisStoreOptions): Promise<Stat
         redis.set(`i:${key}`, JSON.stringify(entry), 'EX', ttlSeconds),
       );
     },
-    async takeToken(bucket, perSecond, capacity) {
-      const wait = await call('take_token', () =>
-        redis.takeToken(`rl:${bucket}`, String(perSecond), String(capacity)),
+    async takeSlot(window, limit, windowMs) {
+      const wait = await call('take_slot', () =>
+        redis.takeSlot(`rw:${window}`, String(limit), String(windowMs)),
       );
       return typeof wait === 'number' ? wait : undefined;
     },
     health: () => health,
     async close() {
-      clearInterval(probe);
+      clearTimeout(probeTimer);
       // Once only: a second disconnect would arm ioredis's socket timer again, on a closed socket.
       if (closed) return;
       closed = true;

@@ -56,10 +56,10 @@ export interface CancelMemory {
    */
   rememberConfirmed(target: string, taskId: string, confirmed: ConfirmedCancel): Promise<void>;
   /**
-   * Forgets a remembered timeout (or unfinished attempt) of `(target, taskId)` once the upstream
-   * showed it changed nothing; a remembered confirmed cancel stays.
+   * Forgets the remembered timeout of `(target, taskId)` remembered at `rememberedAt` once the
+   * upstream showed it changed nothing; a confirmed cancel, or a newer timeout or attempt, stays.
    */
-  forgetUnsure(target: string, taskId: string): Promise<void>;
+  forgetUnsure(target: string, taskId: string, rememberedAt: string): Promise<void>;
 }
 
 /** What a confirmed cancel keeps beyond its key. */
@@ -71,13 +71,15 @@ export interface ConfirmedCancel {
 
 /**
  * Told when the owner of a cancel's call got an ambiguous timeout that its provider can confirm
- * later (`Answer.pending`), once that timeout is remembered; `requestId` is the owner's request.
+ * later (`Answer.pending`), once that timeout is remembered; `requestId` is the owner's request,
+ * `rememberedAt` the remembered timeout's `at` (what `forgetUnsure` removes, and nothing newer).
  */
 export type TimeoutHook = (
   target: string,
   taskId: string,
   pending: PendingConfirmation,
   requestId: string,
+  rememberedAt: string,
 ) => void;
 
 /** Tuning of {@link createCancelMemory}; the defaults are the documented ones. */
@@ -238,10 +240,12 @@ export function createCancelMemory(
     if (isUnsure(remembered) && alreadyCanceled(answer.body)) answer = asCanceled(answer);
     const { body } = answer;
     let change: OutcomeChange;
+    let timedOutAt: string | undefined;
     if (body.outcome === 'canceled') {
       change = { remember: confirmedOf(body) };
     } else if (answer.ambiguous === true) {
-      change = { remember: { kind: 'timeout', at: new Date().toISOString() } };
+      timedOutAt = new Date().toISOString();
+      change = { remember: { kind: 'timeout', at: timedOutAt } };
     } else if (isUnsure(remembered)) {
       if (body.outcome === 'not_found') {
         const upstream = body.error?.upstream;
@@ -258,9 +262,9 @@ export function createCancelMemory(
     }
     await store.finishFlight(key, lease, answer, change, timings);
     // After the timeout is remembered, so that what a confirmation finds replaces it.
-    if (answer.ambiguous === true && answer.pending !== undefined) {
+    if (timedOutAt !== undefined && answer.pending !== undefined) {
       try {
-        options.onTimeout?.(target, taskId, answer.pending, body.requestId);
+        options.onTimeout?.(target, taskId, answer.pending, body.requestId, timedOutAt);
       } catch {
         // A confirmation that cannot be scheduled leaves the timeout as it is: the caller's
         // answer must not depend on it.
@@ -276,9 +280,15 @@ export function createCancelMemory(
     for (;;) {
       const view = await store.peekFlight(key, token);
       // One failed read (a slow command) is not a dead store: calling the upstream ourselves
-      // would send the cancel twice. Once the store's breaker is open these fail at once.
+      // would send the cancel twice. A slow read opens the store's breaker, so the next reads
+      // would fail at once: pause first, which lets its probe close it when Redis was only slow.
       if (view === undefined && ++failures >= PEEK_FAILURES) return { kind: 'unavailable' };
-      if (view === undefined) continue;
+      if (view === undefined) {
+        const left = until === undefined ? MAX_POLL_MS : until - now();
+        if (left <= 0) return { kind: 'late' };
+        await sleep(Math.min(MAX_POLL_MS, left));
+        continue;
+      }
       failures = 0;
       if (view.result !== undefined) return { kind: 'answer', answer: view.result };
       if (!view.held) return { kind: 'gone' };
@@ -335,10 +345,11 @@ export function createCancelMemory(
     async rememberConfirmed(target, taskId, confirmed) {
       await store.rememberOutcome(`${target}:${taskId}`, confirmedOf(confirmed), rememberSeconds);
     },
-    async forgetUnsure(target, taskId) {
+    async forgetUnsure(target, taskId, rememberedAt) {
       const key = `${target}:${taskId}`;
-      // The store checks and removes in one step: a confirmed cancel is never removed.
-      await store.forgetOutcome(key);
+      // The store checks and removes in one step: a confirmed cancel is never removed, nor a
+      // timeout or attempt remembered since (another replica's repeat, whose job may still run).
+      await store.forgetOutcome(key, rememberedAt);
     },
     async run(target, taskId, requestId, call, runOptions = {}) {
       const key = `${target}:${taskId}`;

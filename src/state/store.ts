@@ -88,10 +88,11 @@ export interface StateStore {
   getOutcome(key: string): Promise<Remembered | undefined>;
   rememberOutcome(key: string, value: Remembered, ttlSeconds: number): Promise<void>;
   /**
-   * Removes a remembered attempt or timeout (one a later read showed did not cancel), in one
-   * step; a confirmed cancel stays, even one written since the caller looked.
+   * Removes the remembered attempt or timeout whose `at` is `at` (one a later read showed did not
+   * cancel), in one step; anything else stays: a confirmed cancel, or an attempt or timeout
+   * written since the caller looked.
    */
-  forgetOutcome(key: string): Promise<void>;
+  forgetOutcome(key: string, at: string): Promise<void>;
   /**
    * In one step: a remembered confirmed cancel (to replay), else a claim of the key's flight
    * lease, which also writes the attempt trace (`at`) unless an outcome is already remembered.
@@ -135,10 +136,11 @@ export interface StateStore {
     lease?: Lease,
   ): Promise<void>;
   /**
-   * Takes one token from a bucket shared by every replica: 0 when taken, else the milliseconds
-   * until one is free; undefined when the store cannot answer (use a local bucket then).
+   * Takes a slot of a sliding window shared by every replica (at most `limit` within any
+   * `windowMs`): 0 when taken, else the milliseconds until one is free; undefined when the store
+   * cannot answer (use a local window then).
    */
-  takeToken(bucket: string, perSecond: number, capacity: number): Promise<number | undefined>;
+  takeSlot(window: string, limit: number, windowMs: number): Promise<number | undefined>;
   /** `ok`, or `degraded` while the backing store fails. */
   health(): 'ok' | 'degraded';
   close(): Promise<void>;

@@ -457,6 +457,31 @@ describe('Server-Timing', () => {
     expect(Number(match?.[1]) + upstream).toBeLessThanOrEqual(Number(res.body.durationMs) + 1);
   });
 
+  it('says upstream 0 for an answer its Idempotency-Key replays, which calls nothing', async () => {
+    sim.setBehaviour(32, { kind: 'slow', delayMs: 30 });
+    const body = { target: 'warehouse', taskId: '32' };
+    const key = { 'idempotency-key': 'server-timing-32' };
+    const upstreamOf = (res: { headers: Headers }): number =>
+      Number(/upstream;dur=(\d+\.\d)$/.exec(res.headers.get('server-timing') ?? '')?.[1]);
+    const upstreamSum = async (): Promise<number> => {
+      const text = await (await fetch(`${gateway.url}/metrics`)).text();
+      const line = text
+        .split('\n')
+        .find((l) => l.startsWith('gateway_cancel_upstream_seconds_sum{target="warehouse"'));
+      return Number(line?.split(' ')[1]);
+    };
+    const first = await postJson(`${gateway.url}/cancel`, body, key);
+    expect(first.status).toBe(200);
+    expect(upstreamOf(first)).toBeGreaterThanOrEqual(30);
+    const before = await upstreamSum();
+
+    const again = await postJson(`${gateway.url}/cancel`, body, key);
+    expect(again.body).toMatchObject({ replayed: true, attempts: first.body.attempts });
+    expect(sim.calls).toHaveLength(1);
+    expect(upstreamOf(again)).toBe(0);
+    expect(await upstreamSum()).toBe(before);
+  });
+
   it('says upstream 0 when nothing was sent', async () => {
     const res = await postJson(`${gateway.url}/cancel`, { target: 'nope', taskId: '1' });
     expect(res.status).toBe(422);

@@ -13,6 +13,8 @@ import { captureLogger } from '../helpers/gateway';
 import { expectUnifiedShape } from '../helpers/shape';
 import { createTracing } from '../../src/observability/tracing';
 
+const CALLER_TRACE = '4bf92f3577b34da6a3ce929d0e0e4736';
+
 /** A runtime whose only provider has a bug: it throws instead of returning an outcome. */
 function buggyRuntime(): Runtime {
   const loaded = parseConfig(
@@ -64,9 +66,14 @@ describe('internal_error', () => {
     const { logger, logs } = captureLogger();
     const runtime = buggyRuntime();
     const app = createApp(contextOf(runtime, false, logger), { version: 'test' });
-    const res = await request(app).post('/cancel').send({ target: 'warehouse', taskId: '1' });
+    const res = await request(app)
+      .post('/cancel')
+      .set('traceparent', `00-${CALLER_TRACE}-00f067aa0ba902b7-01`)
+      .send({ target: 'warehouse', taskId: '1' });
     expect(res.status).toBe(500);
     expect(res.headers['content-type']).toMatch(/^application\/json/);
+    // Nothing answered upstream: the provider threw before any attempt was counted.
+    expect(res.headers['server-timing']).toMatch(/^gateway;dur=\d+\.\d, upstream;dur=0\.0$/);
     expectUnifiedShape(res.body, 500);
     expect(res.body).toMatchObject({
       outcome: 'internal_error',
@@ -75,8 +82,19 @@ describe('internal_error', () => {
     expect(JSON.stringify(res.body)).not.toContain('cannot read properties');
     const errorLine = logs.lines().find((l) => l.msg === 'unhandled error');
     expect(errorLine).toBeDefined();
+    expect(errorLine?.traceId).toBe(CALLER_TRACE);
     expect(JSON.stringify(errorLine)).toContain('a bug: cannot read properties of undefined');
     expect((errorLine!.err as { stack?: string }).stack).toContain('TypeError');
+  });
+
+  it('logs the trace it started for a caller without one', async () => {
+    const { logger, logs } = captureLogger();
+    const app = createApp(contextOf(buggyRuntime(), false, logger), { version: 'test' });
+    const res = await request(app).post('/cancel').send({ target: 'warehouse', taskId: '2' });
+    expect(res.status).toBe(500);
+    expect(res.headers['server-timing']).toMatch(/^gateway;dur=/);
+    const errorLine = logs.lines().find((l) => l.msg === 'unhandled error');
+    expect(errorLine?.traceId).toMatch(/^[0-9a-f]{32}$/);
   });
 
   it('answers 503 DRAINING while shutting down, calling nothing', async () => {

@@ -83,7 +83,21 @@ interface Demo {
   stop(): Promise<void>;
 }
 
+/**
+ * The demo on four ports found free a moment before: another test process may take one of them
+ * meanwhile, so a start that fails with EADDRINUSE is tried again on new ones.
+ */
 async function startDemo(): Promise<Demo> {
+  for (let tries = 1; ; tries++) {
+    try {
+      return await startDemoOnce();
+    } catch (err) {
+      if (tries >= 3 || !(err instanceof Error) || !err.message.includes('EADDRINUSE')) throw err;
+    }
+  }
+}
+
+async function startDemoOnce(): Promise<Demo> {
   const [port, methodcall, rest, soap] = [
     await closedPort(),
     await closedPort(),
@@ -104,7 +118,12 @@ async function startDemo(): Promise<Demo> {
   const lines: Record<string, unknown>[] = [];
   const waiters: { test: (l: Record<string, unknown>) => boolean; resolve: () => void }[] = [];
   let buffer = '';
+  let output = '';
+  child.stderr.on('data', (chunk: Buffer) => {
+    output += chunk.toString();
+  });
   child.stdout.on('data', (chunk: Buffer) => {
+    output += chunk.toString();
     buffer += chunk.toString();
     for (let at = buffer.indexOf('\n'); at >= 0; at = buffer.indexOf('\n')) {
       const text = buffer.slice(0, at);
@@ -131,7 +150,7 @@ async function startDemo(): Promise<Demo> {
       : new Promise((resolve, reject) => {
           waiters.push({ test, resolve });
           void exited.then(() => {
-            reject(new Error('the demo exited'));
+            reject(new Error(`the demo exited:\n${output}`));
           });
         });
   await waitFor((l) => l.msg === 'gateway listening');

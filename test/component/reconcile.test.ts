@@ -207,6 +207,27 @@ describe('a timed-out cancel confirmed in the background', () => {
     expect(repeat.body.error.code).toBe('TASK_NOT_FOUND');
   });
 
+  it('without a kept job session, a task read as pending while the job may still run settles nothing: the later read finds it canceled', async () => {
+    const taskId = 1106;
+    rest.setBehaviour(taskId, { kind: 'late-job' });
+    const first = await cancel(gateway.url, 'rest-one', taskId);
+    expect(first.body.error.code).toBe('JOB_NOT_CONFIRMED');
+    // The first read (1 s later) still shows the task running: the job has not applied yet.
+    await rest.waitUntil(() => restTask('GET', taskId).length >= 1);
+    // Then Dyn carries the job out; the next read finds the task canceled.
+    rest.releaseHeld();
+    const line = await settledLine(gateway.logs, taskId);
+    expect(line).toMatchObject({ result: 'canceled', taskStatus: 'canceled' });
+    expect(line.attempts).toBe(2);
+    expect(restTask('GET', taskId)).toHaveLength(2);
+    expect(await reconciliations(gateway.url, 'dns-rest-one', 'pending')).toBe(0);
+    // The repeat is answered canceled from the memory, never 409 "already finished".
+    const repeat = await cancel(gateway.url, 'rest-one', taskId);
+    expect(repeat.status).toBe(200);
+    expect(repeat.body).toMatchObject({ outcome: 'canceled', replayed: true });
+    expect(restTask('DELETE', taskId)).toHaveLength(1);
+  });
+
   it('a task Dyn no longer knows → gone: the timeout stays, and a repeat answers GONE_AFTER_TIMEOUT', async () => {
     const taskId = 1105;
     rest.setBehaviour(taskId, { kind: 'late-job' });

@@ -69,6 +69,38 @@ afterAll(async () => {
 const cancel = (gw: ChildGateway, target: string, taskId: number, headers = {}) =>
   postJson(`${gw.url}/cancel`, { target, taskId }, headers);
 
+/** The gateways' default `state.timeoutMs`: the bound of one Redis call. */
+const STATE_TIMEOUT_MS = 250;
+
+/** Store calls of `gw` that failed so far, by operation (`gateway_state_store_errors_total`). */
+async function storeErrors(gw: ChildGateway): Promise<Record<string, number>> {
+  const text = await (await fetch(`${gw.url}/metrics`)).text();
+  const counts: Record<string, number> = {};
+  for (const m of text.matchAll(
+    /^gateway_state_store_errors_total\{operation="([^"]+)"\} (\d+)$/gm,
+  )) {
+    counts[m[1] ?? ''] = Number(m[2]);
+  }
+  return counts;
+}
+
+/** `gw`'s first log line matching `predicate` among those logged from now on. */
+function nextLine(
+  gw: ChildGateway,
+  predicate: (line: Record<string, unknown>) => boolean,
+): Promise<Record<string, unknown>> {
+  const seen = new Set(gw.lines);
+  return gw.waitForLine((l) => !seen.has(l) && predicate(l));
+}
+
+/** The gateway's own share of an answer's time, from its `Server-Timing` header. */
+function gatewayMs(headers: Headers): number {
+  const dur = /gateway;dur=([\d.]+)/.exec(headers.get('server-timing') ?? '')?.[1];
+  if (dur === undefined)
+    throw new Error(`no Server-Timing: ${String(headers.get('server-timing'))}`);
+  return Number(dur);
+}
+
 /** Upstream cancels of one task, as each simulator recorded them. */
 const upstreamCancels: Record<string, (taskId: number) => number> = {
   mc: (id) => mc.calls.filter((c) => c.taskId === String(id)).length,
@@ -208,5 +240,50 @@ describe('two replicas on one Redis', () => {
       const ready = (await (await fetch(`${gw.url}/readyz`)).json()) as { state: string };
       expect(ready.state).toBe('ok');
     }
+  }, 20_000);
+
+  it('cost a request at most one store timeout once Redis hangs, from the very first request on', async () => {
+    // Warm: the connection is up and the scripts are loaded, so a failure below is the hang.
+    expect((await cancel(a, 'mc', 20_000)).status).toBe(200);
+    const keyed = { 'idempotency-key': 'hang-20001' };
+    expect((await cancel(a, 'mc', 20_001, keyed)).body.outcome).toBe('canceled');
+    const before = await storeErrors(a);
+    const opened = nextLine(a, (l) => String(l.msg).includes('breaker open'));
+    const closedAgain = nextLine(a, (l) => l.msg === 'state store (redis) breaker closed');
+    // Awaited below; a failed assertion before must not leave them unhandled when the gateway exits.
+    for (const line of [opened, closedAgain]) line.catch(() => undefined);
+    redis.pause();
+    const answers: Awaited<ReturnType<typeof cancel>>[] = [];
+    try {
+      // One at a time, as at low load, where a breaker needing several failures opened only
+      // after the first requests had each waited out two to three calls (claim, begin, finish).
+      for (let i = 0; i < 6; i++) {
+        const headers = i % 2 === 0 ? { 'idempotency-key': `hang-${20_010 + i}` } : {};
+        answers.push(await cancel(a, 'mc', 20_010 + i, headers));
+      }
+      const after = await storeErrors(a);
+      const waited = Object.fromEntries(
+        Object.entries(after)
+          .filter(([operation]) => operation !== 'probe')
+          .map(([operation, n]) => [operation, n - (before[operation] ?? 0)])
+          .filter(([, n]) => n !== 0),
+      );
+      // Exactly one store call waited (the first request's first call, its Idempotency-Key
+      // claim): every later one, of that request and the next, answered at once.
+      expect(waited).toStrictEqual({ claim_lease: 1 });
+      expect(await opened).toMatchObject({ reason: 'timeout', operation: 'claim_lease' });
+    } finally {
+      redis.resume();
+    }
+    expect(answers.map((r) => `${r.status} ${r.body.outcome}`)).toEqual(
+      answers.map(() => '200 canceled'),
+    );
+    // The gateway's own time (the upstream's excluded): one timeout at most, with a generous
+    // allowance for a loaded machine (the count above is the exact check).
+    for (const r of answers) expect(gatewayMs(r.headers)).toBeLessThan(3 * STATE_TIMEOUT_MS);
+    await closedAgain;
+    // Idempotency-Keys are de-duplicated again: the key used before the hang replays.
+    const replay = await cancel(a, 'mc', 20_001, keyed);
+    expect(replay.body).toMatchObject({ outcome: 'canceled', replayed: true });
   }, 20_000);
 });

@@ -418,6 +418,11 @@ describe('with an OTLP endpoint', () => {
 });
 
 describe('without an OTLP endpoint (or with the SDK disabled)', () => {
+  /** The trace id a `traceparent` names. */
+  const traceOf = (header: unknown): string | undefined =>
+    typeof header === 'string' ? header.split('-')[1] : undefined;
+  const NEW_TRACEPARENT = /^00-[0-9a-f]{32}-[0-9a-f]{16}-00$/;
+
   it.each([
     ['no OTEL_* variable', () => ({})],
     [
@@ -425,7 +430,7 @@ describe('without an OTLP endpoint (or with the SDK disabled)', () => {
       () => ({ ...enabled(), OTEL_SDK_DISABLED: 'true', OTEL_SERVICE_NAME: 'quiet' }),
     ],
   ])(
-    '%s: exports nothing, passes a caller’s trace on, adds none otherwise',
+    '%s: exports nothing, passes a caller’s trace on unchanged, starts one otherwise',
     async (_label, vars) => {
       const gw = await start(vars());
       expect(
@@ -449,25 +454,93 @@ describe('without an OTLP endpoint (or with the SDK disabled)', () => {
       expect(
         (await postJson(`${gw.url}/cancel`, { target: 'warehouse', taskId: 63 }, OPS)).status,
       ).toBe(200);
-      // Propagation only: the upstream sees the caller's own traceparent and tracestate.
-      expect(mc.calls.map((c) => [c.headers.traceparent, c.headers.tracestate])).toEqual([
-        [CALLER.traceparent, CALLER.tracestate],
-        [undefined, undefined],
+      expect(
+        (await postJson(`${gw.url}/cancel`, { target: 'warehouse', taskId: 64 }, OPS)).status,
+      ).toBe(200);
+      // Propagation only: the upstream sees the caller's own traceparent and tracestate; without
+      // one, a traceparent of a new, unsampled trace, one per request.
+      const [traced, fresh, other] = mc.calls;
+      expect([traced?.headers.traceparent, traced?.headers.tracestate]).toEqual([
+        CALLER.traceparent,
+        CALLER.tracestate,
       ]);
+      for (const call of [fresh, other]) {
+        expect(call?.headers.traceparent).toMatch(NEW_TRACEPARENT);
+        expect(call?.headers.tracestate).toBeUndefined();
+      }
+      const newTrace = traceOf(fresh?.headers.traceparent);
+      expect(traceOf(other?.headers.traceparent)).not.toBe(newTrace);
+      // The Dyn login made for the request carries its trace as well as the cancel.
       const restCalls = rest.calls.filter(
         (c) => c.path.startsWith('/REST/Task') || c.method === 'POST',
       );
-      expect(restCalls.map((c) => c.headers.traceparent)).toEqual([
-        CALLER.traceparent,
-        CALLER.traceparent,
+      expect(restCalls.map((c) => [c.method, c.headers.traceparent])).toEqual([
+        ['POST', CALLER.traceparent],
+        ['DELETE', CALLER.traceparent],
       ]);
       expect(gw.logs.cancels().map((l) => l.traceId)).toEqual([
         CALLER_TRACE,
         CALLER_TRACE,
-        undefined,
+        newTrace,
+        traceOf(other?.headers.traceparent),
       ]);
       expect(await exported()).toEqual([]);
       expect(receiver.exports).toEqual([]);
     },
   );
+
+  it('Dyn SOAP and task reads: every call made for a request carries its new trace, and so do the log lines', async () => {
+    const gw = await start({});
+    soap.setBehaviour(71, { kind: 'incomplete-job', polls: 1 });
+    expect(
+      (await postJson(`${gw.url}/cancel`, { target: 'dns-soap', taskId: 71 }, OPS)).status,
+    ).toBe(200);
+    const read = await fetch(`${gw.url}/tasks/dns-rest/72`, { headers: OPS });
+    expect(read.status).toBe(200);
+
+    const soapCalls = soap.calls.filter((c) => c.operation !== 'SessionLogoutRequest');
+    expect(soapCalls.map((c) => c.operation)).toEqual([
+      'SessionLoginRequest',
+      'CancelTaskRequest',
+      'GetJobRequest',
+      'GetJobRequest',
+    ]);
+    const cancelTrace = traceOf(soapCalls[0]?.headers.traceparent);
+    for (const call of soapCalls) expect(call.headers.traceparent).toMatch(NEW_TRACEPARENT);
+    expect(new Set(soapCalls.map((c) => traceOf(c.headers.traceparent)))).toEqual(
+      new Set([cancelTrace]),
+    );
+    expect(gw.logs.cancels().map((l) => l.traceId)).toEqual([cancelTrace]);
+
+    const restCalls = rest.calls.filter((c) => c.method !== 'DELETE');
+    expect(restCalls.map((c) => c.method)).toEqual(['POST', 'GET']);
+    const readTrace = traceOf(restCalls[0]?.headers.traceparent);
+    expect(restCalls.map((c) => c.headers.traceparent)).toEqual([
+      expect.stringMatching(NEW_TRACEPARENT),
+      restCalls[0]?.headers.traceparent,
+    ]);
+    expect(readTrace).not.toBe(cancelTrace);
+    expect(
+      gw.logs
+        .lines()
+        .filter((l) => l.msg === 'get')
+        .map((l) => l.traceId),
+    ).toEqual([readTrace]);
+  });
+
+  it('batch: the items are in the batch’s new trace, each item’s calls carry it', async () => {
+    const gw = await start({});
+    const items = [
+      { target: 'warehouse', taskId: 81 },
+      { target: 'warehouse', taskId: 82 },
+    ];
+    expect((await postJson(`${gw.url}/cancel/batch`, { items }, OPS)).status).toBe(200);
+    const traces = mc.calls.map((c) => traceOf(c.headers.traceparent));
+    expect(mc.calls.map((c) => c.headers.traceparent)).toEqual([
+      expect.stringMatching(NEW_TRACEPARENT),
+      expect.stringMatching(NEW_TRACEPARENT),
+    ]);
+    expect(traces[1]).toBe(traces[0]);
+    expect(gw.logs.cancels().map((l) => l.traceId)).toEqual([traces[0], traces[0]]);
+  });
 });

@@ -9,6 +9,8 @@ export interface FakeClock extends Clock {
   advance(ms: number): Promise<void>;
   /** Timers set and not yet run or cancelled: shows whether a scope released its timer. */
   pendingTimers(): number;
+  /** When the earliest pending timer falls due; undefined when none is set. */
+  nextTimerAt(): number | undefined;
 }
 
 interface Timer {
@@ -54,5 +56,6 @@ export function createFakeClock(): FakeClock {
       await settle();
     },
     pendingTimers: () => timers.length,
+    nextTimerAt: () => (timers.length === 0 ? undefined : Math.min(...timers.map((t) => t.at))),
   };
 }

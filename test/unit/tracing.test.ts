@@ -1,4 +1,11 @@
-import { ROOT_CONTEXT, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
+import {
+  INVALID_TRACEID,
+  ROOT_CONTEXT,
+  SpanKind,
+  SpanStatusCode,
+  TraceFlags,
+  trace,
+} from '@opentelemetry/api';
 import {
   DEFAULT_SERVICE_NAME,
   SPAN_ATTRIBUTE_NAMES,
@@ -308,22 +315,111 @@ describe('server spans and the client spans under them', () => {
     });
   });
 
-  it('with tracing off, passes only a caller’s own trace context on, and enters none without one', () => {
+  it('parents a client span on the request trace it is handed, without any async context', async () => {
+    const tracing = tracingWith({ OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url });
+    const server = startServerSpan(tracing.tracer, 'POST /cancel', ROOT_CONTEXT, {});
+    expect(server.recording).toBe(true);
+    const client = startClientSpan(
+      () => ({ name: 'GET poll', fields: { operation: 'poll' } }),
+      server.trace,
+    );
+    client?.end({ httpStatus: 200 }, false);
+    server.end({ outcome: 'canceled' }, false);
+    await tracing.shutdown();
+
+    const spans = await receiver.waitForSpans(2);
+    const serverSpan = spans.find((s) => s.name === 'POST /cancel');
+    const clientSpan = spans.find((s) => s.name === 'GET poll');
+    expect(clientSpan).toMatchObject({
+      traceId: server.traceId,
+      parentSpanId: serverSpan?.spanId,
+      kind: 3,
+      attributes: { 'cancel.upstream.operation': 'poll', 'http.response.status_code': 200 },
+    });
+    expect(client?.headers).toEqual({
+      traceparent: `00-${server.traceId}-${clientSpan?.spanId}-01`,
+    });
+  });
+
+  it('with tracing off, continues a caller’s trace unchanged, and enters no async context', () => {
     const tracing = tracingWith({});
+    const describeCall = jest.fn(() => ({ name: 'POST cancel', fields: {} }));
     const traced = startServerSpan(
       tracing.tracer,
       'POST /cancel',
       extractContext(CALLER_HEADERS),
       {},
     );
-    expect(
-      traced.run(() => startClientSpan(() => ({ name: 'POST cancel', fields: {} }))?.headers),
-    ).toEqual(CALLER_HEADERS);
-    const untraced = startServerSpan(tracing.tracer, 'POST /cancel', extractContext({}), {});
-    expect(untraced.traceId).toBeUndefined();
-    expect(
-      untraced.run(() => startClientSpan(() => ({ name: 'POST cancel', fields: {} }))),
-    ).toBeUndefined();
+    expect(traced.recording).toBe(false);
+    expect(traced.traceId).toBe(CALLER_TRACE);
+    // Handed down, the trace gives the upstream the caller's own traceparent and tracestate.
+    expect(startClientSpan(describeCall, traced.trace)?.headers).toEqual(CALLER_HEADERS);
+    // Nothing records: run() enters no async context, so a call not handed the trace has none.
+    expect(traced.run(() => startClientSpan(describeCall))).toBeUndefined();
+    expect(describeCall).not.toHaveBeenCalled();
+
+    const unsampled = `00-${CALLER_TRACE}-${CALLER_SPAN}-00`;
+    const notSampled = startServerSpan(
+      tracing.tracer,
+      'POST /cancel',
+      extractContext({ traceparent: unsampled }),
+      {},
+    );
+    expect(startClientSpan(describeCall, notSampled.trace)?.headers).toEqual({
+      traceparent: unsampled,
+    });
+  });
+
+  it('with tracing off and no caller’s trace, starts a new one: random W3C ids, not sampled', () => {
+    const tracing = tracingWith({});
+    const fresh = startServerSpan(tracing.tracer, 'POST /cancel', extractContext({}), {});
+    const malformed = startServerSpan(
+      tracing.tracer,
+      'POST /cancel',
+      extractContext({ traceparent: '00-zz-01' }),
+      {},
+    );
+    expect(fresh.recording).toBe(false);
+    for (const id of [fresh.traceId, malformed.traceId]) {
+      expect(id).toMatch(/^[0-9a-f]{32}$/);
+      expect(id).not.toBe(INVALID_TRACEID);
+    }
+    expect(malformed.traceId).not.toBe(fresh.traceId);
+
+    const headers = startClientSpan(
+      () => ({ name: 'POST cancel', fields: {} }),
+      fresh.trace,
+    )?.headers;
+    expect(headers).toEqual({
+      traceparent: expect.stringMatching(new RegExp(`^00-${fresh.traceId}-[0-9a-f]{16}-00$`)),
+    });
+    // The upstream reads it back as the same trace, with the sampled flag off.
+    const upstream = trace.getSpanContext(extractContext(headers ?? {}));
+    expect(upstream).toMatchObject({ traceId: fresh.traceId, traceFlags: TraceFlags.NONE });
+    expect(upstream?.spanId).toBe(fresh.span.spanContext().spanId);
+    // A batch item's span is in its batch's trace.
+    expect(fresh.child('cancel batch item', { batchIndex: 0 }).traceId).toBe(fresh.traceId);
+  });
+
+  it('with a caller that did not sample, exports nothing and keeps the flag off upstream', async () => {
+    const tracing = tracingWith({ OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url });
+    const caller = `00-${CALLER_TRACE}-${CALLER_SPAN}-00`;
+    const server = startServerSpan(
+      tracing.tracer,
+      'POST /cancel',
+      extractContext({ traceparent: caller }),
+      {},
+    );
+    expect(server.recording).toBe(false);
+    expect(server.run(() => startClientSpan(() => ({ name: 'x', fields: {} })))).toBeUndefined();
+    const headers = startClientSpan(
+      () => ({ name: 'POST cancel', fields: {} }),
+      server.trace,
+    )?.headers;
+    expect(headers?.traceparent).toMatch(new RegExp(`^00-${CALLER_TRACE}-[0-9a-f]{16}-00$`));
+    server.end({ outcome: 'canceled' }, false);
+    await tracing.shutdown();
+    expect(receiver.exports).toEqual([]);
   });
 });
 

@@ -18,12 +18,12 @@ import {
 import type { DynRestProviderConfig, DynSoapProviderConfig } from '../../config/schema';
 import {
   createRateLimiter,
-  createTokenBucket,
-  defaultCapacity,
+  leaseWindow,
   rateLimited,
+  windowOf,
   type RateLimiter,
 } from '../../resilience/rate-limit';
-import type { Provider, ProviderDeps } from '../provider';
+import { rateWindowKey, type Provider, type ProviderDeps } from '../provider';
 import {
   createSessionPool,
   type SessionLease,
@@ -69,7 +69,7 @@ export interface DynExchange {
 
 export interface DynFlowOptions {
   sessions: SessionPool;
-  bucket: RateLimiter;
+  limiter: RateLimiter;
   exchange: DynExchange;
   jobPollIntervalMs: number;
   jobTimeoutMs: number;
@@ -116,7 +116,7 @@ interface ParkedJob {
  * only their classification differs.
  */
 export function createDynFlow(options: DynFlowOptions): DynFlow {
-  const { sessions, bucket, exchange, clock } = options;
+  const { sessions, limiter, exchange, clock } = options;
   const maxParked = options.keepJobSessions?.max ?? 0;
   const parkedJobMs = options.keepJobSessions?.ms ?? 0;
   const parked = new Map<string, ParkedJob>();
@@ -168,7 +168,7 @@ export function createDynFlow(options: DynFlowOptions): DynFlow {
       const signal: AbortSignal = pollCtx.signal;
       while (!signal.aborted) {
         await sleep(clock, options.jobPollIntervalMs, signal);
-        if (isAborted(signal) || !(await bucket.take(signal))) break;
+        if (isAborted(signal) || !(await limiter.take(signal))) break;
         const result = await exchange.poll(jobId, taskId, lease.token, pollCtx, operation);
         switch (result.kind) {
           case 'incomplete':
@@ -247,16 +247,16 @@ export function createDynFlow(options: DynFlowOptions): DynFlow {
       );
     }
     if (waitForToken) {
-      if (!(await bucket.take(ctx.signal))) return rateLimited(SESSION_BUSY_PAUSE_MS);
+      if (!(await limiter.take(ctx.signal))) return rateLimited(SESSION_BUSY_PAUSE_MS);
     } else {
-      const waitMs = await bucket.tryTake();
+      const waitMs = await limiter.tryTake();
       if (waitMs > 0) return rateLimited(waitMs);
     }
     let relogged = false;
     let busy: DynMessage | undefined;
     let busyTries = 0;
     for (;;) {
-      const acquired = await sessions.acquire(ctx.signal);
+      const acquired = await sessions.acquire(ctx.signal, ctx.trace);
       if (!acquired.ok) {
         // Waiting for a session that is not busy ran into the deadline: Dyn is busy, not slow.
         return busy !== undefined && ctx.signal.aborted ? stillBusy(busy) : acquired.outcome;
@@ -272,13 +272,13 @@ export function createDynFlow(options: DynFlowOptions): DynFlow {
           busy = result.detail;
           busyTries++;
           ctx.log.info({ busyTries, info: busy.info }, 'Dyn session busy; trying another session');
-          if (busyTries >= SESSION_BUSY_TRIES || !(await bucket.take(ctx.signal)))
+          if (busyTries >= SESSION_BUSY_TRIES || !(await limiter.take(ctx.signal)))
             return stillBusy(busy);
           continue;
         case 'auth_expired':
           lease.invalidate();
           ctx.log.info({ info: result.detail.info }, 'Dyn session rejected; logging in again');
-          if (!relogged && (await bucket.take(ctx.signal))) {
+          if (!relogged && (await limiter.take(ctx.signal))) {
             relogged = true;
             continue;
           }
@@ -352,6 +352,7 @@ export function createDynFlow(options: DynFlowOptions): DynFlow {
     async confirm(taskId, pending, ctx) {
       const { jobId } = pending;
       const lease = jobId === undefined ? undefined : unpark(jobId, taskId);
+      let jobEnded = false;
       if (lease !== undefined && jobId !== undefined) {
         const polled = await pollJob('cancel', jobId, taskId, lease, ctx, false);
         const final = ownCancel(taskId, polled, ctx);
@@ -360,9 +361,13 @@ export function createDynFlow(options: DynFlowOptions): DynFlow {
         const settled = confirmationOfJob(final);
         if (settled !== undefined) return settled;
         // The job ended without applying the cancel, or was lost: the task's own state tells.
+        jobEnded = true;
       }
       const read = ownRead(taskId, await callOnce('read', taskId, ctx, true), ctx);
-      return confirmationOfRead(read);
+      const found = confirmationOfRead(read);
+      // Without a job seen to end, a task still pending may yet be canceled by it (a DELETE
+      // still being processed, a job on a session that was not kept).
+      return found.state === 'pending' && !jobEnded ? { ...found, cancelMayApply: true } : found;
     },
     parkedJobs: () => parked.size,
     close() {
@@ -417,18 +422,21 @@ export function assembleDynProvider(
     clock: deps.clock,
   });
   const { perSecond, scope } = cfg.rateLimit;
-  const capacity = defaultCapacity(perSecond);
+  const { limit, windowMs } = windowOf(perSecond);
   const { store } = deps;
-  // `scope: account`: one bucket per Dyn account for every replica (and for REST and SOAP
+  // `scope: account`: one window per Dyn account for every replica (and for REST and SOAP
   // providers of the same account), in the shared store; per process when it is memory or down.
   const shared =
     scope === 'account' && store.kind === 'redis'
-      ? () => store.takeToken(`dyn:${cfg.customerName}:${cfg.userName}`, perSecond, capacity)
+      ? () => store.takeSlot(`dyn:${cfg.customerName}:${cfg.userName}`, limit, windowMs)
       : undefined;
-  const bucket = createRateLimiter(createTokenBucket(perSecond, capacity, deps.clock), shared);
+  // The process's window of this provider and account outlives the instance: one rebuilt by a
+  // reload, and this one while it retires, draw from the same calls of the last second.
+  const local = leaseWindow(deps.rateWindows, rateWindowKey(name, cfg), perSecond, deps.clock);
+  const limiter = createRateLimiter(local.window, shared);
   const flow = createDynFlow({
     sessions,
-    bucket,
+    limiter,
     exchange: parts.exchange,
     jobPollIntervalMs: cfg.jobPollIntervalMs,
     jobTimeoutMs: cfg.jobTimeoutMs,
@@ -448,9 +456,13 @@ export function assembleDynProvider(
     read: (taskId, ctx) => flow.read(taskId, ctx),
     confirm: (taskId, pending, ctx) => flow.confirm(taskId, pending, ctx),
     async close() {
-      flow.close();
-      await sessions.close();
-      await parts.close();
+      try {
+        flow.close();
+        await sessions.close();
+        await parts.close();
+      } finally {
+        local.release();
+      }
     },
   };
 }

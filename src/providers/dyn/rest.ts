@@ -1,5 +1,6 @@
 import type { DynRestProviderConfig } from '../../config/schema';
 import { failed, type ProviderOutcome } from '../../core/provider-outcome';
+import type { RequestTrace } from '../../observability/tracing';
 import type { CallContext, Provider, ProviderDeps } from '../provider';
 import { exchange as httpExchange, type UpstreamOperation } from '../http-exchange';
 import { classifyTransportError } from '../transport-errors';
@@ -45,7 +46,13 @@ export function createDynRestProvider(
     operation: UpstreamOperation,
     method: 'GET' | 'POST' | 'DELETE',
     path: string,
-    options: { token?: string; body?: string; requestId?: string; signal: AbortSignal },
+    options: {
+      token?: string;
+      body?: string;
+      requestId?: string;
+      signal: AbortSignal;
+      trace?: RequestTrace | undefined;
+    },
   ): Promise<RestAnswer> {
     const headers: Record<string, string> = {
       'content-type': 'application/json',
@@ -63,6 +70,7 @@ export function createDynRestProvider(
       body: options.body ?? null,
       signal: options.signal,
       maxBytes: maxResponseBytes,
+      ...(options.trace === undefined ? {} : { trace: options.trace }),
     });
     if (result.kind === 'failed')
       return { ok: false, outcome: classifyTransportError(result.error, options.signal, what) };
@@ -137,13 +145,13 @@ export function createDynRestProvider(
   }
 
   const transport: SessionTransport = {
-    async login(signal) {
+    async login(signal, trace) {
       const body = JSON.stringify({
         customer_name: cfg.customerName,
         user_name: cfg.userName,
         password: cfg.password,
       });
-      const answer = await call('login', 'POST', '/Session/', { body, signal });
+      const answer = await call('login', 'POST', '/Session/', { body, signal, trace });
       if (!answer.ok) return { ok: false, outcome: answer.outcome, badCredentials: false };
       return classifyLogin(
         answer.status,
@@ -168,6 +176,7 @@ export function createDynRestProvider(
       token,
       requestId: ctx.requestId,
       signal: ctx.signal,
+      trace: ctx.trace,
     });
     return answer.ok
       ? classify(operation, answer, ids.taskId, ids.jobId)

@@ -1,12 +1,17 @@
 import type { ProviderOutcome } from '../../core/provider-outcome';
+import type { RequestTrace } from '../../observability/tracing';
 import type { Clock } from '../../resilience/clock';
 import { deadlineIn, scopedTimeout } from '../../resilience/deadline';
 
 /** How one transport (REST or SOAP) opens and closes Dyn sessions. */
 export interface SessionTransport {
-  /** Logs in; a failure comes back as an outcome, `badCredentials` when Dyn refused them. */
+  /**
+   * Logs in; a failure comes back as an outcome, `badCredentials` when Dyn refused them. `trace`:
+   * the request the login is made for (the first one waiting), whose trace it continues.
+   */
   login(
     signal: AbortSignal,
+    trace: RequestTrace | undefined,
   ): Promise<
     { ok: true; token: string } | { ok: false; outcome: ProviderOutcome; badCredentials: boolean }
   >;
@@ -43,8 +48,11 @@ export interface SessionPoolOptions {
 }
 
 export interface SessionPool {
-  /** A session of its own for one request: idle, newly logged in, or after a wait. */
-  acquire(signal: AbortSignal): Promise<AcquireResult>;
+  /**
+   * A session of its own for one request: idle, newly logged in, or after a wait. A login made
+   * while it is the first waiting request continues its `trace`.
+   */
+  acquire(signal: AbortSignal, trace?: RequestTrace): Promise<AcquireResult>;
   /** Sessions open now (idle + leased + set aside); for tests and readiness. */
   size(): number;
   /** Logs out every session; leased ones are logged out as they come back. */
@@ -57,6 +65,7 @@ const LOGOUT_TIMEOUT_MS = 5_000;
 interface Waiter {
   resolve(result: AcquireResult | undefined): void;
   signal: AbortSignal;
+  trace: RequestTrace | undefined;
 }
 
 /**
@@ -164,8 +173,9 @@ export function createSessionPool(
     }
     loggingIn = true;
     const limit = scopedTimeout(closeController.signal, options.loginTimeoutMs, clock);
+    // The session goes to the first waiter: the login is part of that request's work.
     transport
-      .login(limit.signal)
+      .login(limit.signal, waiters[0]?.trace)
       .finally(() => {
         limit.dispose();
       })
@@ -201,7 +211,7 @@ export function createSessionPool(
   }
 
   return {
-    acquire(signal) {
+    acquire(signal, trace) {
       if (closed)
         return Promise.resolve({
           ok: false,
@@ -232,6 +242,7 @@ export function createSessionPool(
         };
         const waiter: Waiter = {
           signal,
+          trace,
           resolve: (result) => {
             signal.removeEventListener('abort', onAbort);
             if (result === undefined) onAbort();

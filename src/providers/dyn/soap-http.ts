@@ -1,6 +1,7 @@
 import type { IExOptions, IHeaders, IHttpClient } from 'soap';
 import type { Dispatcher } from 'undici';
 import { failed, type ProviderOutcome } from '../../core/provider-outcome';
+import { RequestTrace } from '../../observability/tracing';
 import {
   exchange as httpExchange,
   type ResponseHeaders,
@@ -128,6 +129,7 @@ export function createSoapHttpClient(
     data: string,
     headers: IHeaders,
     signal: AbortSignal,
+    trace: RequestTrace | undefined,
   ): Promise<SoapHttpResponse> {
     const { origin, path } = targetFor(rurl);
     const what = options.what;
@@ -145,6 +147,7 @@ export function createSoapHttpClient(
       body: data,
       signal,
       maxBytes: options.maxResponseBytes,
+      ...(trace === undefined ? {} : { trace }),
     });
     if (result.kind === 'failed')
       throw new SoapTransportFailure(classifyTransportError(result.error, signal, what));
@@ -218,7 +221,15 @@ export function createSoapHttpClient(
       callback(new Error('internal: every SOAP call needs a signal'));
       return undefined;
     }
-    exchange(rurl, String(data), exheaders ?? {}, signal).then(
+    // The request's trace, when the call is made for one, is the per-call option `trace`.
+    const trace: unknown = exoptions?.trace;
+    exchange(
+      rurl,
+      String(data),
+      exheaders ?? {},
+      signal,
+      trace instanceof RequestTrace ? trace : undefined,
+    ).then(
       (res) => {
         try {
           callback(null, res, res.data);

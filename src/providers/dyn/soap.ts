@@ -1,5 +1,6 @@
 import type { DynSoapProviderConfig } from '../../config/schema';
 import { failed, type ProviderOutcome } from '../../core/provider-outcome';
+import type { RequestTrace } from '../../observability/tracing';
 import type { Provider, ProviderDeps } from '../provider';
 import { createUpstreamAgent } from '../upstream-agent';
 import { assembleDynProvider, parseRetryAfter, type DynExchange } from './flow';
@@ -118,10 +119,16 @@ export async function createDynSoapProvider(
     args: Record<string, unknown>,
     signal: AbortSignal,
     requestId?: string,
+    trace?: RequestTrace,
   ): Promise<SoapReply> {
     const headers: Record<string, string> =
       requestId === undefined ? {} : { 'x-request-id': requestId };
-    const options = requestId === undefined ? { signal } : { signal, exchangeId: requestId };
+    // soap-http.ts reads `signal` and `trace` from node-soap's per-call options.
+    const options = {
+      signal,
+      ...(requestId === undefined ? {} : { exchangeId: requestId }),
+      ...(trace === undefined ? {} : { trace }),
+    };
     // node-soap's promise rejects for anything it throws, and soap-http.ts ends every exchange by
     // the signal at the latest: the call settles. A throw in the mapping is a failure too.
     try {
@@ -139,7 +146,7 @@ export async function createDynSoapProvider(
   }
 
   const sessions: SessionTransport = {
-    async login(signal) {
+    async login(signal, trace) {
       const reply = await call(
         'SessionLogin',
         {
@@ -149,6 +156,8 @@ export async function createDynSoapProvider(
           password: cfg.password,
         },
         signal,
+        undefined,
+        trace,
       );
       if (reply.kind === 'failed')
         return { ok: false, outcome: reply.outcome, badCredentials: false };
@@ -166,6 +175,7 @@ export async function createDynSoapProvider(
         { token, fault_incompat: 1, task_id: taskId },
         ctx.signal,
         ctx.requestId,
+        ctx.trace,
       );
       return classify('cancel', reply, taskId);
     },
@@ -175,6 +185,7 @@ export async function createDynSoapProvider(
         { token, fault_incompat: 1, task_id: taskId },
         ctx.signal,
         ctx.requestId,
+        ctx.trace,
       );
       return classify('read', reply, taskId);
     },
@@ -184,6 +195,7 @@ export async function createDynSoapProvider(
         { token, fault_incompat: 1, job_id: jobId },
         ctx.signal,
         ctx.requestId,
+        ctx.trace,
       );
       if (reply.kind === 'failed') return { kind: 'outcome', outcome: reply.outcome };
       const outer = reply.envelope;

@@ -34,6 +34,7 @@ export function createMethodcallProvider(
       body: encodeCancelTask(taskId),
       signal: ctx.signal,
       maxBytes: maxResponseBytes,
+      ...(ctx.trace === undefined ? {} : { trace: ctx.trace }),
     });
     switch (result.kind) {
       case 'failed':

@@ -10,7 +10,7 @@ import type { DynClassification } from '../../../src/providers/dyn/mapping';
 import { createSessionPool, type SessionTransport } from '../../../src/providers/dyn/session';
 import type { CallContext } from '../../../src/providers/provider';
 import { deadlineIn } from '../../../src/resilience/deadline';
-import { createRateLimiter, createTokenBucket } from '../../../src/resilience/rate-limit';
+import { createRateLimiter, createSlidingWindow } from '../../../src/resilience/rate-limit';
 import { createFakeClock, settle, type FakeClock } from '../../helpers/fake-clock';
 import { captureLogger, type LogCapture } from '../../helpers/gateway';
 
@@ -79,7 +79,7 @@ function flowOf(
       loginTimeoutMs: 10_000,
       clock,
     }),
-    bucket: createRateLimiter(createTokenBucket(1_000, 1_000, clock)),
+    limiter: createRateLimiter(createSlidingWindow(1_000, clock)),
     exchange,
     jobPollIntervalMs: 100,
     jobTimeoutMs: 10_000,

@@ -5,7 +5,7 @@ import { deadlineIn } from '../../../src/resilience/deadline';
 import { composePolicies, type Policy, type PolicyContext } from '../../../src/resilience/policy';
 import {
   createRateLimiter,
-  createTokenBucket,
+  createSlidingWindow,
   rateLimitPolicy,
 } from '../../../src/resilience/rate-limit';
 import { retryPolicy } from '../../../src/resilience/retry';
@@ -103,7 +103,7 @@ describe('composePolicies', () => {
 
   it('keeps the whole chain within the request deadline', async () => {
     const policies = [
-      rateLimitPolicy(createRateLimiter(createTokenBucket(100, 100, clock))),
+      rateLimitPolicy(createRateLimiter(createSlidingWindow(100, clock))),
       bulkheadPolicy({ maxConcurrent: 2, maxQueue: 2 }),
       breakerPolicy({ failureThreshold: 100, resetAfterMs: 30_000 }, clock),
       retryPolicy({ attempts: 1_000, baseDelayMs: 10, maxDelayMs: 20 }, clock),

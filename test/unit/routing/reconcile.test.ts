@@ -154,8 +154,8 @@ beforeEach(() => {
   answers = [];
   current = fakeRuntime();
   memory = createCancelMemory(store, 3600, {
-    onTimeout: (target, taskId, pending, requestId) => {
-      reconciler.schedule(target, taskId, pending, requestId);
+    onTimeout: (target, taskId, pending, requestId, rememberedAt) => {
+      reconciler.schedule(target, taskId, pending, requestId, rememberedAt);
     },
   });
 });
@@ -228,7 +228,7 @@ describe('schedule', () => {
   it('joins a later timeout of the same task: one confirmation, polling the newer job', async () => {
     start();
     await timeOut();
-    reconciler.schedule('dns', '7', { provider: 'dns-rest', jobId: '100' }, 'r-again');
+    reconciler.schedule('dns', '7', { provider: 'dns-rest', jobId: '100' }, 'r-again', 'later');
     expect(reconciler.size()).toBe(1);
     await clock.advance(1_000);
     expect(calls.map((c) => c.pending.jobId)).toEqual(['100']);
@@ -247,7 +247,7 @@ describe('schedule', () => {
     await clock.advance(1_000);
     expect(calls).toHaveLength(1);
     // The retry's job starts while the first read is out; that read then shows the task pending.
-    reconciler.schedule('dns', '7', { provider: 'dns-rest', jobId: '100' }, 'r-again');
+    reconciler.schedule('dns', '7', { provider: 'dns-rest', jobId: '100' }, 'r-again', 'later');
     answer(confirmation('pending'));
     await drain();
     expect(await counted('pending')).toBe(0);
@@ -310,6 +310,37 @@ describe('what a confirmation leaves in the cancel memory', () => {
     },
   );
 
+  it('pending while the cancel may still apply settles nothing: asked again, then expired, the timeout kept', async () => {
+    start({ reconcileSeconds: 5 });
+    answers = [
+      confirmation('pending', { cancelMayApply: true }),
+      confirmation('pending', { cancelMayApply: true }),
+      confirmation('pending', { cancelMayApply: true }),
+    ];
+    await timeOut();
+    await clock.advance(1_000 + 2_000 + 4_000);
+    await drain();
+    expect(calls.map((c) => c.at)).toEqual([1_000, 3_000, 5_000]);
+    expect(await counted('pending')).toBe(0);
+    expect(await counted('expired')).toBe(1);
+    expect(await store.getOutcome('dns:7')).toMatchObject({ kind: 'timeout' });
+  });
+
+  it('pending never removes a newer timeout remembered by another replica meanwhile', async () => {
+    start();
+    answers = [confirmation('pending')];
+    await timeOut();
+    // Another replica's repeat timed out too and remembered its own timeout.
+    await store.rememberOutcome('dns:7', { kind: 'timeout', at: 'another replica' }, 60);
+    await clock.advance(1_000);
+    await drain();
+    expect(await counted('pending')).toBe(1);
+    expect(await store.getOutcome('dns:7')).toStrictEqual({
+      kind: 'timeout',
+      at: 'another replica',
+    });
+  });
+
   it('gone → the timeout stays', async () => {
     start();
     answers = [confirmation('gone')];
@@ -369,15 +400,37 @@ describe('limits', () => {
     );
   });
 
-  it('leaves a timeout whose lease another replica holds to that replica', async () => {
+  it('waits while another replica holds the lease, then follows its own (newer) timeout', async () => {
     start();
     const other = await store.claimLease('reconcile:dns:7', 5_000);
+    if (!('lease' in other)) throw new Error('not claimed');
     await timeOut();
+    await clock.advance(10_000);
+    await drain();
+    expect(calls).toHaveLength(0);
+    expect(reconciler.size()).toBe(1);
+    await other.lease.release();
+    answers = [confirmation('canceled')];
     await clock.advance(5_000);
+    await drain();
+    await clock.advance(1_000);
+    await drain();
+    expect(calls.map((c) => c.pending.jobId)).toEqual(['99']);
+    expect(await counted('canceled')).toBe(1);
+  });
+
+  it('gives up waiting for another replica when the window ends', async () => {
+    start({ reconcileSeconds: 10 });
+    const other = await store.claimLease('reconcile:dns:7', 60_000);
+    if (!('lease' in other)) throw new Error('not claimed');
+    await timeOut();
+    await clock.advance(10_000);
     await drain();
     expect(calls).toHaveLength(0);
     expect(reconciler.size()).toBe(0);
-    if ('lease' in other) await other.lease.release();
+    expect(await counted('expired')).toBe(1);
+    expect(await store.getOutcome('dns:7')).toMatchObject({ kind: 'timeout' });
+    await other.lease.release();
   });
 
   it('holds the lease while following, and frees it at the end', async () => {

@@ -3,6 +3,11 @@ import { parseConfig, type LoadedConfig } from '../../../src/config/load';
 import { createTracing } from '../../../src/observability/tracing';
 import type { ProviderDeps } from '../../../src/providers/provider';
 import { systemClock, type Clock } from '../../../src/resilience/clock';
+import {
+  createRateWindows,
+  JITTER_GUARD_MS,
+  type RateWindows,
+} from '../../../src/resilience/rate-limit';
 import { dispatchCancel } from '../../../src/routing/dispatch';
 import {
   abortInFlight,
@@ -12,6 +17,7 @@ import {
   type Runtime,
 } from '../../../src/routing/runtime';
 import { startDynRestSimulator, type DynRestSimulator } from '../../../src/simulators/dyn-rest';
+import { startMethodcallSimulator } from '../../../src/simulators/methodcall';
 import { createMemoryStore } from '../../../src/state/memory-store';
 import { createFakeClock, settle } from '../../helpers/fake-clock';
 import { captureLogger } from '../../helpers/gateway';
@@ -28,7 +34,11 @@ afterEach(async () => {
   await dyn.close();
 });
 
-function config(dnsExtra: Record<string, unknown> = {}, routes: Record<string, unknown> = {}) {
+function config(
+  dnsExtra: Record<string, unknown> = {},
+  routes: Record<string, unknown> = {},
+  wh: Record<string, unknown> = { type: 'methodcall', url: 'http://127.0.0.1:9/task' },
+) {
   return {
     server: { receiveTimeoutMs: 1000 },
     providers: {
@@ -40,7 +50,7 @@ function config(dnsExtra: Record<string, unknown> = {}, routes: Record<string, u
         password: 'sim-password',
         ...dnsExtra,
       },
-      wh: { type: 'methodcall', url: 'http://127.0.0.1:9/task' },
+      wh,
     },
     routes: { dns: { provider: 'dns', timeoutMs: 2000 }, wh: { provider: 'wh' }, ...routes },
   };
@@ -52,13 +62,14 @@ function loaded(doc: Record<string, unknown>): LoadedConfig {
   return result.value;
 }
 
-function depsOn(clock: Clock = systemClock): ProviderDeps {
+function depsOn(clock: Clock = systemClock, rateWindows?: RateWindows): ProviderDeps {
   const { logger } = captureLogger();
   return {
     logger,
     projectRoot: process.cwd(),
     store: createMemoryStore(100),
     clock,
+    ...(rateWindows === undefined ? {} : { rateWindows }),
     userAgent: 'test',
     env: {},
     tracer: createTracing({}).tracer,
@@ -75,11 +86,11 @@ async function build(
   return runtime;
 }
 
-function cancel(runtime: Runtime, taskId: string, clock: Clock = systemClock) {
+function cancel(runtime: Runtime, taskId: string, clock: Clock = systemClock, target = 'dns') {
   const { logger } = captureLogger();
   return dispatchCancel(
     runtime,
-    { requestId: `r-${taskId}`, target: 'dns', taskId },
+    { requestId: `r-${taskId}`, target, taskId },
     {
       log: logger,
       clock,
@@ -128,6 +139,126 @@ describe('a reload keeps what did not change', () => {
       rebuilt: ['dns'],
       retiring: ['dns'],
     });
+  });
+});
+
+describe('a rebuilt provider keeps its rate-limit window', () => {
+  /** The outcomes of cancels of `ids` on `target`, one after another. */
+  async function outcomes(runtime: Runtime, clock: Clock, ids: string[], target = 'dns') {
+    const found: unknown[] = [];
+    for (const id of ids) found.push((await cancel(runtime, id, clock, target)).body.outcome);
+    return found;
+  }
+
+  it('a Dyn provider rebuilt by a reload, and the one retiring, draw from the same window', async () => {
+    const clock = createFakeClock();
+    const deps = depsOn(clock, createRateWindows(clock));
+    const first = await build(config({ rateLimitPerSecond: 3 }), deps);
+    expect(await outcomes(first, clock, ['601', '602', '603'])).toEqual([
+      'canceled',
+      'canceled',
+      'canceled',
+    ]);
+    const second = await build(
+      config({ rateLimitPerSecond: 3, jobPollIntervalMs: 300 }),
+      deps,
+      first,
+    );
+    expect(second.providers.get('dns')).not.toBe(first.providers.get('dns'));
+    // A fresh window would let three more through in the same second.
+    expect(await outcomes(second, clock, ['604'])).toEqual(['rate_limited']);
+    expect(await outcomes(first, clock, ['605'])).toEqual(['rate_limited']);
+    await handOver(first, second);
+    await clock.advance(1000 + JITTER_GUARD_MS);
+    expect(await outcomes(second, clock, ['606', '607', '608', '609'])).toEqual([
+      'canceled',
+      'canceled',
+      'canceled',
+      'rate_limited',
+    ]);
+    expect(dyn.callsTo('DELETE', '/REST/Task')).toHaveLength(6);
+  });
+
+  it('a methodcall provider whose rateLimitPerSecond a reload changed keeps its calls, at the new limit', async () => {
+    const wh = await startMethodcallSimulator();
+    try {
+      const clock = createFakeClock();
+      const windows = createRateWindows(clock);
+      const deps = depsOn(clock, windows);
+      const doc = (rateLimitPerSecond: number) =>
+        config({}, {}, { type: 'methodcall', url: wh.taskUrl, rateLimitPerSecond });
+      const first = await build(doc(2), deps);
+      expect(await outcomes(first, clock, ['1', '2'], 'wh')).toEqual(['canceled', 'canceled']);
+      const second = await build(doc(3), deps, first);
+      expect(providerChanges(first, second).rebuilt).toEqual(['wh']);
+      // Two of the three calls of this second are made: one more, on either instance.
+      expect(await outcomes(second, clock, ['3', '4'], 'wh')).toEqual(['canceled', 'rate_limited']);
+      expect(await outcomes(first, clock, ['5'], 'wh')).toEqual(['rate_limited']);
+      await handOver(first, second);
+      await clock.advance(1000 + JITTER_GUARD_MS);
+      expect(await outcomes(second, clock, ['6', '7', '8', '9'], 'wh')).toEqual([
+        'canceled',
+        'canceled',
+        'canceled',
+        'rate_limited',
+      ]);
+      expect(wh.calls).toHaveLength(6);
+    } finally {
+      await wh.close();
+    }
+  });
+
+  it('a failed reload leaves the serving provider at its own rate', async () => {
+    const wh = await startMethodcallSimulator();
+    try {
+      const clock = createFakeClock();
+      const deps = depsOn(clock, createRateWindows(clock));
+      const doc = (rateLimitPerSecond: number) =>
+        config({}, {}, { type: 'methodcall', url: wh.taskUrl, rateLimitPerSecond });
+      const first = await build(doc(3), deps);
+      expect(await outcomes(first, clock, ['1'], 'wh')).toEqual(['canceled']);
+      // Valid, but a provider built after the rebuilt `wh` cannot start: the reload fails.
+      const failing = doc(1);
+      const { baseUrl: _restOnly, ...account } = failing.providers.dns;
+      const broken = {
+        ...failing.providers,
+        soap: { ...account, type: 'dyn-soap', wsdl: 'no/such.wsdl' },
+      };
+      await expect(build({ ...failing, providers: broken }, deps, first)).rejects.toThrow('wsdl');
+      expect(await outcomes(first, clock, ['2', '3', '4'], 'wh')).toEqual([
+        'canceled',
+        'canceled',
+        'rate_limited',
+      ]);
+    } finally {
+      await wh.close();
+    }
+  });
+
+  it('drops the window of a provider removed for good once its last second has passed', async () => {
+    const wh = await startMethodcallSimulator();
+    try {
+      const clock = createFakeClock();
+      const windows = createRateWindows(clock);
+      const deps = depsOn(clock, windows);
+      const withWh = config({}, {}, { type: 'methodcall', url: wh.taskUrl, rateLimitPerSecond: 2 });
+      const first = await build(withWh, deps);
+      expect(await outcomes(first, clock, ['1'], 'wh')).toEqual(['canceled']);
+      expect(windows.size()).toBe(2);
+      const { wh: _gone, ...providers } = withWh.providers;
+      const second = await build(
+        { ...withWh, providers, routes: { dns: withWh.routes.dns } },
+        deps,
+        first,
+      );
+      await handOver(first, second);
+      // Its call still counts for the rest of its window, should it come back at once.
+      expect(windows.size()).toBe(2);
+      await clock.advance(1000 + JITTER_GUARD_MS);
+      expect(windows.size()).toBe(1);
+    } finally {
+      await wh.close();
+    }
   });
 });
 

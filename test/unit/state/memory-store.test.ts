@@ -166,7 +166,7 @@ describe('the memory store', () => {
     const store = createMemoryStore(1);
     expect(store.kind).toBe('memory');
     expect(store.health()).toBe('ok');
-    expect(await store.takeToken('b', 10, 10)).toBeUndefined();
+    expect(await store.takeSlot('b', 10, 1000)).toBeUndefined();
     await expect(store.close()).resolves.toBeUndefined();
   });
 });

@@ -233,12 +233,16 @@ describe('timeouts a background confirmation can settle', () => {
     });
   });
 
-  it('forgetUnsure forgets a timeout but never a confirmed cancel', async () => {
+  it('forgetUnsure forgets the timeout it is told of, never a newer one or a confirmed cancel', async () => {
     await memory.run('dns', '7', 'r-0', () => Promise.resolve(pendingTimeout));
-    await memory.forgetUnsure('dns', '7');
+    const remembered = await store.getOutcome('dns:7');
+    if (remembered?.kind !== 'timeout') throw new Error('no timeout remembered');
+    await memory.forgetUnsure('dns', '7', 'an older one');
+    expect(await store.getOutcome('dns:7')).toStrictEqual(remembered);
+    await memory.forgetUnsure('dns', '7', remembered.at);
     expect(await store.getOutcome('dns:7')).toBeUndefined();
     await memory.rememberConfirmed('dns', '8', { provider: 'dns-rest' });
-    await memory.forgetUnsure('dns', '8');
+    await memory.forgetUnsure('dns', '8', remembered.at);
     expect(await store.getOutcome('dns:8')).toEqual({ kind: 'canceled', provider: 'dns-rest' });
   });
 });
