@@ -281,21 +281,15 @@ describe('reloads in a child process keep what did not change', () => {
     return most;
   };
 
-  it('a reload storm never lets more than the rate limit through, and logs in no more', async () => {
-    const doc = (i: number) => ({
-      server,
-      providers: {
-        dns: dynProvider({ rateLimitPerSecond: 5 }),
-        wh: { type: 'methodcall', url: a.taskUrl, timeoutMs: 1000 + (i % 2) },
-      },
-      routes: { dns: { provider: 'dns' }, [`extra-${i}`]: { provider: 'wh' } },
-    });
+  /**
+   * Two callers cancel a stream of fresh tasks well above 5/s (no replay, no single-flight) while
+   * 20 reloads of `doc(i)` come 200 ms apart, from the first refusal on.
+   */
+  async function storm(doc: (i: number) => object, firstTaskId: number) {
     const file = writeConfig(doc(0));
     child = await spawnGateway(file);
     const gw = child;
-
-    // A steady stream well above 5/s, each cancel of its own task (no replay, no single-flight).
-    let next = 10_000;
+    let next = firstTaskId;
     let running = true;
     const statuses = new Map<number, number>();
     const loop = async (): Promise<void> => {
@@ -308,9 +302,6 @@ describe('reloads in a child process keep what did not change', () => {
     const started = performance.now();
     const loops = [loop(), loop()];
     await gw.waitForLine((l) => l.msg === 'cancel' && l.status === 429);
-
-    // 20 reloads over about 4 s: each would bring a full bucket (5 more) if the provider were
-    // rebuilt.
     const lines: Record<string, unknown>[] = [];
     for (let i = 1; i <= 20; i++) {
       lines.push(await reloadChild(gw, file, doc(i)));
@@ -318,20 +309,38 @@ describe('reloads in a child process keep what did not change', () => {
     }
     running = false;
     await Promise.all(loops);
-    const ended = performance.now();
+    return { statuses, lines, seconds: (performance.now() - started) / 1000 };
+  }
 
-    // No request failed: each was canceled or refused by the gateway's own limit, nothing else.
+  /** What holds in every storm: nothing failed, and the window's bounds on the DELETEs. */
+  function expectWithinLimit(statuses: Map<number, number>, seconds: number): void {
+    // Each answer was a cancel or a refusal by the gateway's own limit, nothing else.
     expect([...statuses.keys()].sort()).toEqual([200, 429]);
-    for (const line of lines) {
-      expect(line.providers).toMatchObject({ kept: ['dns'], rebuilt: ['wh'], retiring: ['wh'] });
-    }
     // The window's own bound over the whole run (5 in any second): exact, whatever the
     // scheduling. A fresh window per reload would add up to 5 per reload.
-    expect(deletes.length).toBeLessThanOrEqual(5 * Math.ceil((ended - started) / 1000));
+    expect(deletes.length).toBeLessThanOrEqual(5 * Math.ceil(seconds));
     // Every 1-second window. The gateway sends at most 5 in any second, but arrival times are
     // taken in this process, so a pause of ~200 ms of either process piles up one or two more: 2
     // of tolerance, far below the 5 a reload with a fresh window adds.
     expect(mostInAnySecond(deletes)).toBeLessThanOrEqual(5 + 2);
+  }
+
+  it('a reload storm never lets more than the rate limit through, and logs in no more', async () => {
+    const { statuses, lines, seconds } = await storm(
+      (i) => ({
+        server,
+        providers: {
+          dns: dynProvider({ rateLimitPerSecond: 5 }),
+          wh: { type: 'methodcall', url: a.taskUrl, timeoutMs: 1000 + (i % 2) },
+        },
+        routes: { dns: { provider: 'dns' }, [`extra-${i}`]: { provider: 'wh' } },
+      }),
+      10_000,
+    );
+    for (const line of lines) {
+      expect(line.providers).toMatchObject({ kept: ['dns'], rebuilt: ['wh'], retiring: ['wh'] });
+    }
+    expectWithinLimit(statuses, seconds);
     // Logins: the pool's sessions, none logged out, none added by the reloads.
     expect(logouts()).toBe(0);
     expect(logins()).toBe(dyn.activeSessions());
@@ -340,50 +349,20 @@ describe('reloads in a child process keep what did not change', () => {
 
   it('a reload storm that rebuilds the Dyn provider every time still keeps to its rate limit', async () => {
     // Every reload changes a setting of `dns` (its timeoutMs): each one rebuilds it, and the
-    // instance it replaces retires while its requests finish.
-    const doc = (i: number) => ({
-      server,
-      providers: { dns: dynProvider({ rateLimitPerSecond: 5, timeoutMs: 15_000 + i }) },
-      routes: { dns: { provider: 'dns' } },
-    });
-    const file = writeConfig(doc(0));
-    child = await spawnGateway(file);
-    const gw = child;
-
-    let next = 20_000;
-    let running = true;
-    const statuses = new Map<number, number>();
-    const loop = async (): Promise<void> => {
-      while (running) {
-        const res = await postJson(`${gw.url}/cancel`, { target: 'dns', taskId: next++ });
-        statuses.set(res.status, (statuses.get(res.status) ?? 0) + 1);
-        await delay(25);
-      }
-    };
-    const started = performance.now();
-    const loops = [loop(), loop()];
-    await gw.waitForLine((l) => l.msg === 'cancel' && l.status === 429);
-
-    const lines: Record<string, unknown>[] = [];
-    for (let i = 1; i <= 20; i++) {
-      lines.push(await reloadChild(gw, file, doc(i)));
-      await delay(200);
-    }
-    running = false;
-    await Promise.all(loops);
-    const ended = performance.now();
-
-    expect([...statuses.keys()].sort()).toEqual([200, 429]);
+    // instance it replaces retires while its requests finish. Each draws from its predecessor's
+    // window.
+    const { statuses, lines, seconds } = await storm(
+      (i) => ({
+        server,
+        providers: { dns: dynProvider({ rateLimitPerSecond: 5, timeoutMs: 15_000 + i }) },
+        routes: { dns: { provider: 'dns' } },
+      }),
+      20_000,
+    );
     for (const line of lines) {
       expect(line.providers).toMatchObject({ kept: [], rebuilt: ['dns'], retiring: ['dns'] });
     }
-    // Each rebuilt instance draws from its predecessor's window: the window's own bound over
-    // the whole run holds exactly. An empty window per rebuild would add up to 5 per reload.
-    expect(deletes.length).toBeLessThanOrEqual(5 * Math.ceil((ended - started) / 1000));
-    // Every 1-second window, with the tolerance of the storm above (arrival times are taken in
-    // this process, so a pause of either process piles up one or two more): far below the 5
-    // each rebuild with an empty window adds.
-    expect(mostInAnySecond(deletes)).toBeLessThanOrEqual(5 + 2);
+    expectWithinLimit(statuses, seconds);
   }, 60_000);
 
   it('a reload that changes a provider during its slow cancel: it completes, then logs out', async () => {
