@@ -19,10 +19,9 @@ export interface ProviderDeps {
   clock: Clock;
   /**
    * The per-process rate-limit windows, one set for the gateway's lifetime: a provider rebuilt
-   * by a reload draws from its predecessor's window (`rateWindowKey`). Absent (a provider built
-   * alone, in a test): each provider instance has a window of its own.
+   * by a reload draws from its predecessor's window (`rateWindowKey`).
    */
-  rateWindows?: RateWindows;
+  rateWindows: RateWindows;
   /** Sent as `User-Agent` on every upstream call: `cancel-gateway/<version>`. */
   userAgent: string;
   /** `HTTPS_PROXY`, `HTTP_PROXY`, `NO_PROXY` (either case) are read from here. */

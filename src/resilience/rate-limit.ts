@@ -199,17 +199,6 @@ export function createRateWindows(clock: Clock): RateWindows {
   };
 }
 
-/** The window of `key` from `windows`; without a registry (a provider built alone), its own. */
-export function leaseWindow(
-  windows: RateWindows | undefined,
-  key: string,
-  perSecond: number,
-  clock: Clock,
-): WindowLease {
-  if (windows !== undefined) return windows.acquire(key, perSecond);
-  return { window: createSlidingWindow(perSecond, clock), release: () => undefined };
-}
-
 /** A rate limit that may live outside the process (an account-wide window in Redis). */
 export interface RateLimiter {
   /** Takes a slot now: 0 on success, else the milliseconds until one is free. */

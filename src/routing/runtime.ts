@@ -14,12 +14,7 @@ import {
   type Policy,
   type PolicyContext,
 } from '../resilience/policy';
-import {
-  createRateLimiter,
-  leaseWindow,
-  rateLimitPolicy,
-  type WindowLease,
-} from '../resilience/rate-limit';
+import { createRateLimiter, rateLimitPolicy, type WindowLease } from '../resilience/rate-limit';
 import { retryPolicy } from '../resilience/retry';
 import { attemptTimeoutPolicy } from '../resilience/timeout';
 
@@ -150,12 +145,7 @@ class LiveProvider implements ProviderRuntime {
     // this one while it retires, draw from the same calls of the last second.
     this.rateWindow =
       provider.ownsRateLimit !== true && config.rateLimit !== undefined
-        ? leaseWindow(
-            deps.rateWindows,
-            rateWindowKey(name, config),
-            config.rateLimit.perSecond,
-            clock,
-          )
+        ? deps.rateWindows.acquire(rateWindowKey(name, config), config.rateLimit.perSecond)
         : undefined;
     this.policies = composePolicies(policiesOf(config, this.rateWindow, this.breaker, deps), clock);
   }

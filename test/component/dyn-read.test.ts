@@ -5,6 +5,7 @@ import { confirmCancel } from '../../src/routing/confirm';
 import { dispatchCancel, dispatchRead } from '../../src/routing/dispatch';
 import { buildRuntime, type Runtime } from '../../src/routing/runtime';
 import { systemClock } from '../../src/resilience/clock';
+import { createRateWindows } from '../../src/resilience/rate-limit';
 import type { DynBehaviour } from '../../src/simulators/dyn-backend';
 import { startDynRestSimulator, type DynRestSimulator } from '../../src/simulators/dyn-rest';
 import { startDynSoapSimulator, type DynSoapSimulator } from '../../src/simulators/dyn-soap';
@@ -78,6 +79,7 @@ beforeAll(async () => {
     projectRoot: process.cwd(),
     store: createMemoryStore(1000),
     clock: systemClock,
+    rateWindows: createRateWindows(systemClock),
     userAgent: 'cancel-gateway/test',
     env: {},
     tracer: trace.getTracer('test'),

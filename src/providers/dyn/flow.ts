@@ -18,7 +18,6 @@ import {
 import type { DynRestProviderConfig, DynSoapProviderConfig } from '../../config/schema';
 import {
   createRateLimiter,
-  leaseWindow,
   rateLimited,
   windowOf,
   type RateLimiter,
@@ -432,7 +431,7 @@ export function assembleDynProvider(
       : undefined;
   // The process's window of this provider and account outlives the instance: one rebuilt by a
   // reload, and this one while it retires, draw from the same calls of the last second.
-  const local = leaseWindow(deps.rateWindows, rateWindowKey(name, cfg), perSecond, deps.clock);
+  const local = deps.rateWindows.acquire(rateWindowKey(name, cfg), perSecond);
   const limiter = createRateLimiter(local.window, shared);
   const flow = createDynFlow({
     sessions,

@@ -5,7 +5,6 @@ import {
   createRateWindows,
   createSlidingWindow,
   JITTER_GUARD_MS,
-  leaseWindow,
   rateLimitPolicy,
   windowOf,
   type SlidingWindow,
@@ -173,13 +172,6 @@ describe('createRateWindows: a window outlives the instances that use it', () =>
     expect(windows.size()).toBe(1);
     kept.release();
     expect(windows.size()).toBe(0);
-  });
-
-  it('leaseWindow without a registry: a window of its own per lease', () => {
-    const first = leaseWindow(undefined, 'dns', 1, clock);
-    const second = leaseWindow(undefined, 'dns', 1, clock);
-    expect([first.window.tryTake(), second.window.tryTake()]).toEqual([0, 0]);
-    first.release();
   });
 });
 

@@ -62,14 +62,17 @@ function loaded(doc: Record<string, unknown>): LoadedConfig {
   return result.value;
 }
 
-function depsOn(clock: Clock = systemClock, rateWindows?: RateWindows): ProviderDeps {
+function depsOn(
+  clock: Clock = systemClock,
+  rateWindows: RateWindows = createRateWindows(clock),
+): ProviderDeps {
   const { logger } = captureLogger();
   return {
     logger,
     projectRoot: process.cwd(),
     store: createMemoryStore(100),
     clock,
-    ...(rateWindows === undefined ? {} : { rateWindows }),
+    rateWindows,
     userAgent: 'test',
     env: {},
     tracer: createTracing({}).tracer,
